@@ -1,0 +1,1 @@
+"""Resumable, chunked PDF upload server."""

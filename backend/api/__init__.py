@@ -1,0 +1,1 @@
+"""HTTP and WebSocket edge: parse, call a service, shape the answer. No rules here."""

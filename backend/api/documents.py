@@ -1,0 +1,43 @@
+"""``/api/documents``: the owner's stored documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse
+
+from backend.api.deps import owner, services
+from backend.api.schemas import DocumentOut, ErrorBody
+from backend.services.container import Services
+
+router = APIRouter(prefix="/api/documents", tags=["documents"])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+
+
+@router.get("", response_model=list[DocumentOut])
+async def list_documents(
+    limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+    svc: Services = Depends(services), who: str = Depends(owner),
+) -> list[dict[str, Any]]:
+    """The caller's documents, newest first."""
+    return [await svc.documents.view(doc) for doc in await svc.documents.list(who, limit, offset)]
+
+
+@router.get("/{doc_id}", response_model=DocumentOut, responses=NOT_FOUND)
+async def get_document(doc_id: int, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
+    return await svc.documents.view(await svc.documents.get(who, doc_id))
+
+
+@router.get("/{doc_id}/file", response_class=FileResponse, responses=NOT_FOUND)
+async def get_file(doc_id: int, svc: Services = Depends(services), who: str = Depends(owner)) -> FileResponse:
+    """The stored PDF, byte-exact, with `Range` support."""
+    doc, path = await svc.documents.file_path(who, doc_id)
+    return FileResponse(path, media_type="application/pdf", filename=doc.filename,
+                        headers={"ETag": f'"{doc.sha256}"', "Cache-Control": "private, max-age=0"})
+
+
+@router.delete("/{doc_id}", responses=NOT_FOUND)
+async def delete_document(doc_id: int, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
+    doc = await svc.documents.delete(who, doc_id)
+    return {"success": True, "id": doc.id, "status": "deleted"}

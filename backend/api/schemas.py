@@ -1,0 +1,112 @@
+"""Request and response bodies of the wire contract (``API.md``), for validation and /docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorBody(BaseModel):
+    success: bool = False
+    error: str = Field(description="Stable machine code, e.g. checksum_mismatch")
+    message: str
+    model_config = ConfigDict(extra="allow")
+
+
+class InitiateIn(BaseModel):
+    filename: str = Field(min_length=1, max_length=1024)
+    file_size: int = Field(gt=0)
+    chunk_size: int | None = Field(None, gt=0, description="A wish; the server clamps it to 2-8 MiB")
+    client_id: str | None = Field(None, max_length=128)
+    title: str | None = Field(None, max_length=500)
+    check_duplicates: bool = True
+    auto_build_index: bool = False
+    expected_hash: str | None = Field(None, description="SHA-256 of the whole file, lowercase hex")
+
+
+class SessionOut(BaseModel):
+    session_id: str
+    upload_url: str
+    chunk_size: int
+    total_chunks: int
+    expires_at: str
+    websocket_room: str
+    client_id: str
+    filename: str
+    file_size: int
+    status: str
+
+
+class ResumeIn(BaseModel):
+    session_id: str = Field(max_length=64)
+    client_id: str | None = Field(None, max_length=128)
+    last_chunk_id: int | None = Field(None, ge=-1)
+
+
+class ResumeOut(SessionOut):
+    uploaded_chunks: list[int]
+    missing_chunks: list[int]
+    next_chunk_id: int | None
+    progress_percentage: float
+
+
+class ChunkOut(BaseModel):
+    success: bool = True
+    chunk_id: int
+    next_chunk_id: int | None
+    upload_complete: bool
+    message: str
+
+
+class CancelIn(BaseModel):
+    reason: str | None = Field(None, max_length=500)
+
+
+class CancelOut(BaseModel):
+    success: bool = True
+    session_id: str
+    status: str = "cancelled"
+
+
+class ResumableOut(BaseModel):
+    session_id: str
+    filename: str
+    total_size: int
+    uploaded_chunks: int
+    total_chunks: int
+    progress_percentage: float
+    created_at: str
+    age_hours: float
+
+
+class DocumentOut(BaseModel):
+    id: int
+    title: str
+    filename: str
+    file_size: int
+    is_file_available: bool
+    created_at: str
+    sha256: str
+    page_count: int | None = None
+    pdf_version: str | None = None
+    status: str
+    security: dict[str, Any] = {}
+    index_status: str
+
+
+class CompleteOut(BaseModel):
+    document: DocumentOut
+    duplicate: bool
+
+
+class MemoryStatsOut(BaseModel):
+    active_sessions: int
+    memory_usage_mb: float
+    peak_memory_mb: float
+    temp_files_count: int
+    temp_files_size_mb: float
+    concurrent_uploads: int
+    memory_limit_mb: float
+    disk_space_available_mb: float
+    model_config = ConfigDict(extra="allow")

@@ -1,0 +1,218 @@
+"""AssemblyService: one chunk from the socket to its place in the partial file.
+
+The chunk's bytes are read from the request stream into blocks of ``BLOCK`` bytes. Each
+block goes to a worker thread that hashes it and writes it at its offset; while it does,
+the event loop reads the next block (at most two blocks of a chunk in memory). When the
+chunk starts exactly at the session's contiguous prefix, a fork of the prefix consumers
+(whole-file SHA-256, PDF scan) is fed the same blocks in a second thread, so an in-order
+upload is hashed and scanned on the way in and never read back.
+
+Rules enforced here: offset and length (InvalidChunk), the PDF header on chunk 0
+(NotAPdf), the chunk checksum (ChecksumMismatch: the chunk is not recorded), idempotent
+retries (same bytes: success; other bytes: ChunkConflict; nothing is rewritten), one
+writer per chunk at a time, and the memory budget (ServerBusy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from backend.errors import (
+    ChecksumMismatch, ChunkConflict, InvalidChunk, SecurityRejected, SessionNotActive,
+)
+from backend.services.backpressure import MemoryBudget
+from backend.services.live import LiveSession
+from backend.services.models import FAILED, UPLOADING
+from backend.services.prefix import PrefixService
+from backend.services.prefix_state import PrefixState
+from backend.services.progress import ProgressReporter
+from backend.services.sessions import SessionService
+from backend.services.validation import ValidationService
+from backend.storage.base import ChunkStore, ChunkWriter
+
+log = logging.getLogger(__name__)
+
+BLOCK = 1 << 20
+RESERVATION = 2 * BLOCK + (256 << 10)
+_SHA = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    chunk_id: int
+    next_chunk_id: int | None
+    upload_complete: bool
+    duplicate: bool
+
+
+class AssemblyService:
+    def __init__(
+        self,
+        sessions: SessionService,
+        prefix: PrefixService,
+        chunks: ChunkStore,
+        validation: ValidationService,
+        budget: MemoryBudget,
+        reporter: ProgressReporter,
+        pool: Executor,
+    ) -> None:
+        self.sessions = sessions
+        self.prefix = prefix
+        self.chunks = chunks
+        self.validation = validation
+        self.budget = budget
+        self.reporter = reporter
+        self.pool = pool
+        self.bytes_received = 0
+        self.chunks_accepted = 0
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def write_chunk(
+        self, owner: str, session_id: str, chunk_id: int, offset: int | None,
+        checksum: Callable[[], str | None], data: AsyncIterator[bytes | memoryview],
+    ) -> ChunkResult:
+        """Accept one chunk. ``offset`` defaults to the chunk's place; ``checksum`` is
+        asked for once ``data`` is consumed (a form may carry it after the file)."""
+        live = self.sessions.get(owner, session_id)
+        s = live.session
+        if s.status == FAILED and s.error and s.error.get("error") == SecurityRejected.code:
+            raise SecurityRejected(s.error["message"], findings=s.error.get("findings", []))
+        if s.status != UPLOADING:
+            raise SessionNotActive(f"session {session_id} is {s.status}")
+        if not 0 <= chunk_id < s.total_chunks:
+            raise InvalidChunk(f"chunk_id {chunk_id} is outside 0..{s.total_chunks - 1}")
+        if offset is None:
+            offset = chunk_id * s.chunk_size
+        if offset != chunk_id * s.chunk_size:
+            raise InvalidChunk(f"chunk {chunk_id} starts at offset {chunk_id * s.chunk_size}, not {offset}")
+        self.sessions.ensure_slot(live)
+        length = s.chunk_length(chunk_id)
+
+        live.in_flight += 1
+        try:
+            async with self.budget.reserve(min(RESERVATION, length + BLOCK)):
+                async with live.chunk_lock(chunk_id):
+                    recorded = s.chunks.get(chunk_id)
+                    if recorded is not None:
+                        digest = await self._hash_only(data, length)
+                        self._check(chunk_id, digest, checksum())
+                        if digest != recorded:
+                            raise ChunkConflict(f"chunk {chunk_id} was already received with other bytes")
+                        return self._result(live, chunk_id, duplicate=True)
+                    digest, fork, findings = await self._write_new(live, chunk_id, offset, length, data)
+                    self._check(chunk_id, digest, checksum())
+                    if s.status != UPLOADING:
+                        raise SessionNotActive(f"session {session_id} is {s.status}")
+                    if not await self._record(live, chunk_id, digest, fork):
+                        findings = []  # the fork was dropped; the catch-up scans these bytes
+        finally:
+            live.in_flight -= 1
+            live.touch()
+        if findings:
+            await self.validation.on_findings(live, findings)
+        self.prefix.schedule_catch_up(live)
+        await self.sessions.save(live)
+        self.reporter.chunk_recorded(live, chunk_id)
+        return self._result(live, chunk_id, duplicate=False)
+
+    @staticmethod
+    def _check(chunk_id: int, digest: str, checksum: str | None) -> None:
+        if checksum is not None and not _SHA.match(checksum):
+            raise InvalidChunk("checksum must be a hex SHA-256")
+        if checksum is not None and digest != checksum.lower():
+            raise ChecksumMismatch(f"chunk {chunk_id}: sha256 differs from the checksum sent")
+
+    @staticmethod
+    def _result(live: LiveSession, chunk_id: int, *, duplicate: bool) -> ChunkResult:
+        s = live.session
+        return ChunkResult(chunk_id, s.next_chunk_id(), s.complete, duplicate)
+
+    async def _record(self, live: LiveSession, chunk_id: int, digest: str, fork: PrefixState | None) -> bool:
+        """Record the chunk; adopt its prefix fork if the prefix still ends where it starts."""
+        adopted = False
+        async with live.prefix_lock:
+            base = live.prefix
+            start = chunk_id * live.session.chunk_size
+            if fork is not None and base is not None and base.offset == start:
+                base.adopt(fork)
+                adopted = True
+            live.session.chunks[chunk_id] = digest
+        live.meter.add(live.session.chunk_length(chunk_id))
+        self.chunks_accepted += 1
+        self.bytes_received += live.session.chunk_length(chunk_id)
+        return adopted
+
+    async def _blocks(self, data: AsyncIterator[bytes | memoryview], length: int,
+                      chunk_id: int) -> AsyncIterator[bytearray]:
+        """Re-cut the request stream into blocks; refuse more or fewer bytes than ``length``."""
+        buf = bytearray()
+        received = 0
+        async for piece in data:
+            received += len(piece)
+            if received > length:
+                raise InvalidChunk(f"chunk {chunk_id} must be {length} bytes; more were sent")
+            buf += piece
+            if len(buf) >= BLOCK:
+                yield buf
+                buf = bytearray()
+        if received != length:
+            raise InvalidChunk(f"chunk {chunk_id} must be {length} bytes; {received} were sent")
+        if buf:
+            yield buf
+
+    async def _hash_only(self, data: AsyncIterator[bytes | memoryview], length: int) -> str:
+        digest = hashlib.sha256()
+        async for block in self._blocks(data, length, -1):
+            await self._run(digest.update, block)
+        return digest.hexdigest()
+
+    async def _write_new(
+        self, live: LiveSession, chunk_id: int, offset: int, length: int, data: AsyncIterator[bytes | memoryview],
+    ) -> tuple[str, PrefixState | None, list[Any]]:
+        base = live.prefix
+        fork = base.copy() if base is not None and base.offset == offset else None
+        digest = hashlib.sha256()
+        findings: list[Any] = []
+        writer: ChunkWriter = await self._run(self.chunks.open_chunk, live.id, offset, length)
+        pending: asyncio.Future[Any] | None = None
+
+        def write(block: bytearray) -> None:
+            digest.update(block)
+            writer.write(block)
+
+        def scan(block: bytearray) -> None:
+            assert fork is not None
+            findings.extend(fork.feed(block))
+
+        try:
+            first = chunk_id == 0
+            async for block in self._blocks(data, length, chunk_id):
+                if first:
+                    self.validation.check_header(block, live.session.file_size)
+                    first = False
+                if pending is not None:
+                    await asyncio.shield(pending)
+                jobs = [self._run(write, block)]
+                if fork is not None:
+                    jobs.append(self._run(scan, block))
+                pending = asyncio.gather(*jobs)
+            if pending is not None:
+                await asyncio.shield(pending)
+        except BaseException:
+            # Never close the file under a thread still writing to it: the shield kept
+            # the block's work from being cancelled, so wait for it to end.
+            if pending is not None and not pending.done():
+                await asyncio.wait([pending])
+            raise
+        finally:
+            await self._run(writer.close)
+        return digest.hexdigest(), fork, findings

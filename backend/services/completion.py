@@ -1,0 +1,159 @@
+"""CompletionService: ``/complete``, from the last chunk to a stored document.
+
+Steps, each safe to repeat after a crash: every chunk in (UploadIncomplete) -> the
+prefix consumers caught up to the end of the file (rebuilt from the bytes if the server
+restarted) -> whole-file hash against ``expected_hash`` (IntegrityFailed) -> the PDF
+inspected (InvalidPdf / SecurityRejected) -> deduplicated or stored content-addressed ->
+recorded in the repository (one document per session, whatever the retries) -> the
+session marked completed. Calling it again returns the same document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from backend.errors import (
+    IntegrityFailed, SecurityRejected, SessionNotActive, UploadError, UploadIncomplete,
+)
+from backend.services.documents import DocumentService
+from backend.services.live import LiveSession
+from backend.services.models import COMPLETED, FAILED, PROCESSING, UPLOADING
+from backend.services.prefix import PrefixService
+from backend.services.progress import ProgressReporter
+from backend.services.sessions import SessionService
+from backend.services.validation import ValidationService
+from backend.storage.base import BlobStore, ChunkStore
+from backend.storage.sqlite_docs import DocumentRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Completed:
+    document: DocumentRecord
+    duplicate: bool
+
+
+class CompletionService:
+    def __init__(
+        self, sessions: SessionService, prefix: PrefixService, validation: ValidationService,
+        chunks: ChunkStore, blobs: BlobStore, documents: DocumentService, reporter: ProgressReporter,
+        pool: Executor,
+    ) -> None:
+        self.sessions = sessions
+        self.prefix = prefix
+        self.validation = validation
+        self.chunks = chunks
+        self.blobs = blobs
+        self.documents = documents
+        self.reporter = reporter
+        self.pool = pool
+        self.completed = 0
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def complete(self, owner: str, session_id: str) -> Completed:
+        live = self.sessions.get(owner, session_id)
+        async with live.complete_lock:
+            s = live.session
+            if s.status == COMPLETED and s.document_id is not None:
+                return await self._existing(live)
+            if s.status == FAILED:
+                error = s.error or {}
+                if error.get("error") == SecurityRejected.code:
+                    raise SecurityRejected(error.get("message", "rejected"), findings=error.get("findings", []))
+                raise SessionNotActive(f"session {session_id} failed: {error.get('message', '')}")
+            if s.status != UPLOADING:
+                raise SessionNotActive(f"session {session_id} is {s.status}")
+            missing = s.missing_chunks()
+            if missing:
+                raise UploadIncomplete(f"{len(missing)} of {s.total_chunks} chunks are missing",
+                                       missing_chunks=missing)
+            if any(lock.locked() for lock in live.chunk_locks.values()):
+                raise SessionNotActive("chunks of this session are still being written; retry when they finish")
+            try:
+                return await self._finish(live)
+            except UploadError as exc:
+                if exc.status < 500 and live.session.status == PROCESSING:
+                    await self._fail(live, exc)
+                raise
+
+    async def _existing(self, live: LiveSession) -> Completed:
+        s = live.session
+        assert s.document_id is not None
+        doc = await self.documents.get(s.owner, s.document_id)
+        return Completed(doc, s.duplicate)
+
+    async def _finish(self, live: LiveSession) -> Completed:
+        s = live.session
+        path = self.chunks.local_path(live.id)
+        moved = s.sha256 is not None and not await self._run(path.exists) and await self._run(self.blobs.has, s.sha256)
+        if moved:  # a crash after the file was stored: only the record is left to write
+            assert s.sha256 is not None
+            sha256 = s.sha256
+            path = self.blobs.path(sha256)
+        else:
+            sha256 = await self._whole_file_hash(live)
+        s.status = PROCESSING
+        s.sha256 = sha256
+        live.touch()
+        await self.sessions.save(live)
+        self.reporter.status(live, "processing", "Validating uploaded file...")
+        if s.expected_hash is not None and s.expected_hash != sha256:
+            raise IntegrityFailed(f"the file's sha256 is {sha256}, not the expected {s.expected_hash}",
+                                  sha256=sha256)
+        existing = await self._run(self.documents.repo.find_by_sha, s.owner, sha256) if s.check_duplicates else None
+        if existing is not None and existing.session_id != s.session_id:
+            if not moved:
+                await self._run(self.chunks.delete, live.id)
+            return await self._done(live, existing, duplicate=True)
+        info = await self.validation.inspect(path)
+        if not moved:
+            await self._run(self.blobs.adopt, path, sha256)
+        doc = self.documents.new_record(
+            owner=s.owner, title=s.title, filename=s.filename, file_size=s.file_size, sha256=sha256,
+            now=self.sessions.clock(), session_id=s.session_id, page_count=info.get("page_count"),
+            pdf_version=info.get("pdf_version"), security=info.get("security", {}),
+        )
+        doc = await self._run(self.documents.repo.insert, doc)
+        return await self._done(live, doc, duplicate=False)
+
+    async def _whole_file_hash(self, live: LiveSession) -> str:
+        """The prefix consumers' hash, once they have seen every byte."""
+        s = live.session
+        if live.prefix is None:
+            bad = await self.prefix.rebuild(live)
+            if bad:
+                await self.sessions.save(live)
+                raise UploadIncomplete(f"chunks {bad} no longer hold what was received; send them again",
+                                       missing_chunks=s.missing_chunks())
+        await self.prefix.wait_caught_up(live)
+        prefix = live.prefix
+        if prefix is None or prefix.offset != s.file_size:
+            raise UploadIncomplete("the file is still being verified; retry", missing_chunks=s.missing_chunks())
+        return prefix.hexdigest()
+
+    async def _done(self, live: LiveSession, doc: DocumentRecord, *, duplicate: bool) -> Completed:
+        s = live.session
+        s.status = COMPLETED
+        s.document_id = doc.id
+        s.duplicate = duplicate
+        live.touch()
+        await self.sessions.save(live)
+        self.completed += 1
+        self.reporter.status(live, "completed", "Upload complete", document_id=doc.id, duplicate=duplicate)
+        log.info("session %s: completed as document %d%s", live.id, doc.id, " (duplicate)" if duplicate else "")
+        return Completed(doc, duplicate)
+
+    async def _fail(self, live: LiveSession, exc: UploadError) -> None:
+        """A file that can never pass: fail the session and drop its bytes."""
+        self.sessions.failed(live, exc.code, exc.message)
+        await self._run(self.chunks.delete, live.id)
+        await self.sessions.save(live)
+        self.reporter.status(live, "failed", exc.message, error=exc.code)

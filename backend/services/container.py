@@ -1,0 +1,105 @@
+"""Builds the services over the embedded storage and runs their background work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.services.assembly import AssemblyService
+from backend.services.backpressure import MemoryBudget
+from backend.services.completion import CompletionService
+from backend.services.documents import DocumentService
+from backend.services.live import LiveSession
+from backend.services.prefix import PrefixService
+from backend.services.progress import LocalProgressBus, ProgressReporter
+from backend.services.sessions import SessionService
+from backend.services.stats import StatsService
+from backend.services.validation import ValidationService
+from backend.services.ws_hub import WebSocketHub
+from backend.settings import Settings
+from backend.storage.file_state import FileStateStore
+from backend.storage.local_blobs import LocalBlobStore
+from backend.storage.local_chunks import LocalChunkStore
+from backend.storage.sqlite_docs import SqliteDocumentRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    pool: ThreadPoolExecutor
+    sessions: SessionService
+    assembly: AssemblyService
+    completion: CompletionService
+    documents: DocumentService
+    validation: ValidationService
+    stats: StatsService
+    hub: WebSocketHub
+    reporter: ProgressReporter
+    repo: SqliteDocumentRepository
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        await self.sessions.load()
+        await self.sessions.sweep()
+        self.tasks.append(asyncio.create_task(self._sweeper(), name="sweeper"))
+        self.tasks.append(asyncio.create_task(self.stats.watch(), name="memory watch"))
+
+    async def _sweeper(self) -> None:
+        interval = self.settings.cleanup_interval_minutes * 60
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                swept = await self.sessions.sweep()
+                if swept:
+                    log.info("sweep removed %d expired sessions and orphaned files", swept)
+            except Exception:
+                log.exception("sweep failed; will try again")
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for live in list(self.sessions.live.values()):
+            if live.catchup_task is not None:
+                live.catchup_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await live.catchup_task
+            await self.sessions.save(live)
+        self.pool.shutdown(wait=True)
+        self.repo.close()
+
+
+def build_services(settings: Settings) -> Services:
+    pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
+    chunks = LocalChunkStore(settings.partial_dir)
+    states = FileStateStore(settings.state_dir)
+    blobs = LocalBlobStore(settings.data_dir / "documents")
+    repo = SqliteDocumentRepository(settings.data_dir / "documents.sqlite3")
+    bus = LocalProgressBus()
+    hub = WebSocketHub()
+    bus.subscribe(hub.deliver)
+    reporter = ProgressReporter(bus, settings.progress_interval_seconds)
+    validation = ValidationService(pool)
+
+    async def on_findings(live: LiveSession, findings: list[Any]) -> None:
+        await validation.on_findings(live, findings)
+
+    prefix = PrefixService(chunks, pool, lambda: None, on_findings)
+    sessions = SessionService(settings, states, chunks, prefix, reporter, pool)
+    budget = MemoryBudget(settings.inflight_budget, settings.backpressure_wait_seconds)
+    stats = StatsService(settings, sessions, chunks, budget, reporter)
+    budget.on_pressure = stats.pressure
+    documents = DocumentService(repo, blobs, pool)
+    sessions.find_duplicate = documents.find_duplicate
+    assembly = AssemblyService(sessions, prefix, chunks, validation, budget, reporter, pool)
+    completion = CompletionService(sessions, prefix, validation, chunks, blobs, documents, reporter, pool)
+    return Services(settings, pool, sessions, assembly, completion, documents, validation, stats, hub,
+                    reporter, repo)

@@ -1,0 +1,83 @@
+"""DocumentService: the owner's stored documents (metadata in a repository, bytes in a
+content-addressed blob store, one copy per content whoever stores it)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+from backend.errors import NotFound
+from backend.services.models import iso
+from backend.storage.base import BlobStore
+from backend.storage.sqlite_docs import DocumentRecord, SqliteDocumentRepository
+
+
+def document_view(doc: DocumentRecord, available: bool) -> dict[str, Any]:
+    """The document as the API shows it."""
+    return {
+        "id": doc.id,
+        "title": doc.title,
+        "filename": doc.filename,
+        "file_size": doc.file_size,
+        "is_file_available": available,
+        "created_at": doc.created_at,
+        "sha256": doc.sha256,
+        "page_count": doc.page_count,
+        "pdf_version": doc.pdf_version,
+        "status": doc.status,
+        "security": doc.security,
+        "index_status": doc.index_status,
+    }
+
+
+class DocumentService:
+    def __init__(self, repo: SqliteDocumentRepository, blobs: BlobStore, pool: Executor) -> None:
+        self.repo = repo
+        self.blobs = blobs
+        self.pool = pool
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def view(self, doc: DocumentRecord) -> dict[str, Any]:
+        return document_view(doc, await self._run(self.blobs.has, doc.sha256))
+
+    async def find_duplicate(self, owner: str, sha256: str) -> dict[str, Any] | None:
+        doc = await self._run(self.repo.find_by_sha, owner, sha256)
+        return await self.view(doc) if doc is not None else None
+
+    async def get(self, owner: str, doc_id: int) -> DocumentRecord:
+        doc = await self._run(self.repo.get, owner, doc_id)
+        if doc is None:
+            raise NotFound(f"no document {doc_id}")
+        assert isinstance(doc, DocumentRecord)
+        return doc
+
+    async def list(self, owner: str, limit: int, offset: int) -> list[DocumentRecord]:
+        docs: list[DocumentRecord] = await self._run(self.repo.list, owner, limit, offset)
+        return docs
+
+    async def file_path(self, owner: str, doc_id: int) -> tuple[DocumentRecord, Path]:
+        doc = await self.get(owner, doc_id)
+        path = self.blobs.path(doc.sha256)
+        if not await self._run(path.exists):
+            raise NotFound(f"the file of document {doc_id} is not available")
+        return doc, path
+
+    async def delete(self, owner: str, doc_id: int) -> DocumentRecord:
+        doc = await self._run(self.repo.delete, owner, doc_id)
+        if doc is None:
+            raise NotFound(f"no document {doc_id}")
+        if not await self._run(self.repo.sha_in_use, doc.sha256):
+            await self._run(self.blobs.delete, doc.sha256)
+        assert isinstance(doc, DocumentRecord)
+        return doc
+
+    @staticmethod
+    def new_record(**values: Any) -> DocumentRecord:
+        values.setdefault("id", 0)
+        values.setdefault("created_at", iso(values.pop("now")))
+        return DocumentRecord(**values)

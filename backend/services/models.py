@@ -1,0 +1,99 @@
+"""The upload session: its persisted record, and the chunk-size rule."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+MIB = 1024 * 1024
+MIN_CHUNK = 2 * MIB
+MAX_CHUNK = 8 * MIB
+SMALL_FILE = 10 * MIB
+MEDIUM_FILE = 100 * MIB
+
+UPLOADING, PROCESSING, COMPLETED, FAILED, CANCELLED = "uploading", "processing", "completed", "failed", "cancelled"
+
+
+def choose_chunk_size(file_size: int, requested: int) -> int:
+    """API.md: under 10 MB 2 MiB; under 100 MB at most 8 MiB; else the request, clamped."""
+    if file_size < SMALL_FILE:
+        return MIN_CHUNK
+    size = min(max(requested, MIN_CHUNK), MAX_CHUNK)
+    return size
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(ts: float | datetime) -> str:
+    if not isinstance(ts, datetime):
+        ts = datetime.fromtimestamp(ts, timezone.utc)
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Session:
+    """What is persisted per session. ``chunks`` maps chunk id to the SHA-256 of its bytes."""
+
+    session_id: str
+    owner: str
+    filename: str
+    title: str
+    file_size: int
+    chunk_size: int
+    created_at: float
+    expires_at: float
+    client_ids: list[str] = field(default_factory=list)
+    check_duplicates: bool = True
+    auto_build_index: bool = False
+    expected_hash: str | None = None
+    status: str = UPLOADING
+    chunks: dict[int, str] = field(default_factory=dict)
+    sha256: str | None = None
+    document_id: int | None = None
+    duplicate: bool = False
+    error: dict[str, Any] | None = None
+    scan: dict[str, Any] = field(default_factory=dict)
+    updated_at: float = 0.0
+
+    @property
+    def total_chunks(self) -> int:
+        return math.ceil(self.file_size / self.chunk_size)
+
+    def chunk_length(self, chunk_id: int) -> int:
+        return min(self.chunk_size, self.file_size - chunk_id * self.chunk_size)
+
+    def missing_chunks(self) -> list[int]:
+        return [i for i in range(self.total_chunks) if i not in self.chunks]
+
+    def next_chunk_id(self) -> int | None:
+        return next((i for i in range(self.total_chunks) if i not in self.chunks), None)
+
+    @property
+    def uploaded_bytes(self) -> int:
+        return sum(self.chunk_length(i) for i in self.chunks)
+
+    @property
+    def progress_percentage(self) -> float:
+        return round(100.0 * self.uploaded_bytes / self.file_size, 2)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.chunks) == self.total_chunks
+
+    def expired(self, now: float) -> bool:
+        return now >= self.expires_at
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["chunks"] = {str(k): v for k, v in self.chunks.items()}
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Session:
+        values = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
+        values["chunks"] = {int(k): v for k, v in record.get("chunks", {}).items()}
+        return cls(**values)

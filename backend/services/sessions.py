@@ -1,0 +1,261 @@
+"""SessionService: initiate, look up, resume, cancel, list, expire, and persist sessions.
+
+Owns the chunk-size rule, the size limit and the cap on active uploads. Every session
+belongs to an owner; another owner's session is simply not found. State is persisted
+through a :class:`~backend.storage.base.StateStore` after every change that matters,
+coalesced so that parallel chunks share one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any
+
+from backend.errors import (
+    DuplicateDocument, FileTooLarge, InvalidRequest, NotFound, SessionExpired, TooManyUploads,
+)
+from backend.services.live import LiveSession
+from backend.services.models import (
+    CANCELLED, COMPLETED, FAILED, PROCESSING, UPLOADING, Session, choose_chunk_size,
+)
+from backend.services.prefix import PrefixService
+from backend.services.progress import ProgressReporter
+from backend.settings import Settings
+from backend.storage.base import ChunkStore, StateStore
+
+log = logging.getLogger(__name__)
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass
+class InitiateRequest:
+    filename: str
+    file_size: int
+    chunk_size: int | None = None
+    client_id: str | None = None
+    title: str | None = None
+    check_duplicates: bool = True
+    auto_build_index: bool = False
+    expected_hash: str | None = None
+
+
+class SessionService:
+    def __init__(
+        self,
+        settings: Settings,
+        states: StateStore,
+        chunks: ChunkStore,
+        prefix: PrefixService,
+        reporter: ProgressReporter,
+        pool: Executor,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.states = states
+        self.chunks = chunks
+        self.prefix = prefix
+        self.reporter = reporter
+        self.pool = pool
+        self.clock = clock
+        self.live: dict[str, LiveSession] = {}
+        # owner, sha256 -> the stored document's view, or None (wired by the container)
+        self.find_duplicate: Callable[[str, str], Awaitable[dict[str, Any] | None]] | None = None
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    # -- start-up -----------------------------------------------------------------------
+
+    async def load(self) -> int:
+        """Bring back every saved session (after a restart or a crash)."""
+        records = await self._run(self.states.load_all)
+        for record in records:
+            try:
+                session = Session.from_record(record)
+            except (TypeError, ValueError) as exc:
+                log.error("session state %s is not a session (%s); ignored", record.get("session_id"), exc)
+                continue
+            if session.status == PROCESSING:  # interrupted in /complete: completing again is safe
+                session.status = UPLOADING
+            self.live[session.session_id] = LiveSession(session)
+        log.info("loaded %d saved sessions", len(self.live))
+        return len(self.live)
+
+    # -- initiate -------------------------------------------------------------------------
+
+    async def initiate(self, owner: str, req: InitiateRequest) -> LiveSession:
+        filename = PurePath(req.filename.replace("\\", "/")).name.strip()
+        if not filename or len(filename) > 255 or any(ord(c) < 32 for c in filename):
+            raise InvalidRequest("filename must be a plain file name of 1-255 printable characters")
+        if req.file_size <= 0:
+            raise InvalidRequest("file_size must be greater than 0")
+        if req.file_size > self.settings.max_file_size:
+            raise FileTooLarge(
+                f"file is {req.file_size} bytes; the limit is {self.settings.max_file_size} bytes",
+                max_file_size=self.settings.max_file_size,
+            )
+        if req.client_id is not None and not CLIENT_ID.match(req.client_id):
+            raise InvalidRequest("client_id must be 1-128 characters of A-Z a-z 0-9 _ . : -")
+        expected = req.expected_hash.lower() if req.expected_hash else None
+        if expected is not None and not _SHA.match(expected):
+            raise InvalidRequest("expected_hash must be a hex SHA-256")
+        if expected is not None and req.check_duplicates and self.find_duplicate is not None:
+            document = await self.find_duplicate(owner, expected)
+            if document is not None:
+                raise DuplicateDocument("this file is already stored", document=document)
+        self.ensure_slot(None)
+        now = self.clock()
+        chunk_size = choose_chunk_size(req.file_size, req.chunk_size or self.settings.default_chunk_size)
+        session = Session(
+            session_id=str(uuid.uuid4()),
+            owner=owner,
+            filename=filename,
+            title=(req.title or "").strip() or PurePath(filename).stem or filename,
+            file_size=req.file_size,
+            chunk_size=chunk_size,
+            created_at=now,
+            expires_at=now + self.settings.session_timeout_seconds,
+            client_ids=[req.client_id or f"client_{uuid.uuid4().hex[:12]}"],
+            check_duplicates=req.check_duplicates,
+            auto_build_index=req.auto_build_index,
+            expected_hash=expected,
+            updated_at=now,
+        )
+        live = LiveSession(session, prefix=self.prefix.new_state())
+        self.live[session.session_id] = live  # before any file exists: the orphan sweep skips it
+        try:
+            await self._run(self.states.save, session.session_id, session.to_record())
+            await self._run(self.chunks.create, session.session_id, session.file_size)
+        except BaseException:
+            self.live.pop(session.session_id, None)
+            await self._run(self.states.delete, session.session_id)
+            await self._run(self.chunks.delete, session.session_id)
+            raise
+        live.saved_version = live.version
+        log.info("session %s: initiated %r, %d bytes in %d chunks", session.session_id, filename,
+                 session.file_size, session.total_chunks)
+        return live
+
+    # -- lookup ---------------------------------------------------------------------------
+
+    def get(self, owner: str, session_id: str, *, allow_expired: bool = False) -> LiveSession:
+        """The owner's session. NotFound for a bad id, a stranger's or a cancelled one."""
+        live = self.live.get(session_id) if _UUID.match(session_id) else None
+        if live is None or live.session.owner != owner or live.session.status == CANCELLED:
+            raise NotFound(f"no upload session {session_id}")
+        if not allow_expired and live.session.expired(self.clock()) and live.session.status != COMPLETED:
+            raise SessionExpired(f"upload session {session_id} expired")
+        return live
+
+    def active_count(self) -> int:
+        now = time.monotonic()
+        idle = self.settings.active_idle_seconds
+        return sum(
+            1 for lv in self.live.values()
+            if lv.session.status in (UPLOADING, PROCESSING) and (lv.in_flight or now - lv.last_activity < idle)
+        )
+
+    def ensure_slot(self, live: LiveSession | None) -> None:
+        """Refuse a new (or idle, reawakening) upload when the active cap is reached."""
+        if live is not None and time.monotonic() - live.last_activity < self.settings.active_idle_seconds:
+            return
+        if self.active_count() >= self.settings.max_concurrent_uploads:
+            raise TooManyUploads(
+                f"{self.settings.max_concurrent_uploads} uploads are already active; retry later",
+                retry_after=30,
+            )
+
+    # -- persistence -------------------------------------------------------------------
+
+    async def save(self, live: LiveSession) -> None:
+        """Persist the session's latest state; concurrent callers share one write."""
+        target = live.version
+        async with live.save_lock:
+            if live.saved_version >= target or live.session.status == CANCELLED:
+                return
+            version = live.version
+            live.session.updated_at = self.clock()
+            if live.prefix is not None:
+                live.session.scan = live.prefix.scan_summary()
+            await self._run(self.states.save, live.id, live.session.to_record())
+            live.saved_version = version
+
+    # -- resume, cancel, list --------------------------------------------------------------
+
+    async def resume(self, owner: str, session_id: str, client_id: str | None) -> LiveSession:
+        """Verify the partial file against the state (the bytes decide) and reattach."""
+        live = self.get(owner, session_id)
+        if client_id is not None:
+            if not CLIENT_ID.match(client_id):
+                raise InvalidRequest("client_id must be 1-128 characters of A-Z a-z 0-9 _ . : -")
+            if client_id not in live.session.client_ids:
+                live.session.client_ids.append(client_id)
+                live.touch()
+        if live.session.status == UPLOADING:
+            self.ensure_slot(live)
+            if not await self._run(self.chunks.exists, live.id):
+                await self._run(self.chunks.create, live.id, live.session.file_size)
+            bad = await self.prefix.rebuild(live)
+            if bad:
+                log.warning("session %s: chunks %s failed verification and are missing again", live.id, bad)
+        live.touch()
+        await self.save(live)
+        return live
+
+    async def cancel(self, owner: str, session_id: str, reason: str | None) -> None:
+        live = self.get(owner, session_id, allow_expired=True)
+        await self.discard(live, CANCELLED, reason or "cancelled by the client")
+
+    async def discard(self, live: LiveSession, status: str, message: str) -> None:
+        """End a session for good: bytes and state gone, listeners told."""
+        live.session.status = status
+        async with live.save_lock:
+            await self._run(self.chunks.delete, live.id)
+            await self._run(self.states.delete, live.id)
+        self.live.pop(live.id, None)
+        self.reporter.status(live, status, message)
+        self.reporter.forget(live.id)
+        log.info("session %s: %s (%s)", live.id, status, message)
+
+    def resumable(self, owner: str) -> list[LiveSession]:
+        now = self.clock()
+        return sorted(
+            (lv for lv in self.live.values()
+             if lv.session.owner == owner and lv.session.status == UPLOADING and not lv.session.expired(now)),
+            key=lambda lv: lv.session.created_at,
+        )
+
+    # -- expiry ---------------------------------------------------------------------------
+
+    async def sweep(self) -> int:
+        """Remove expired sessions (partial file and state) and orphaned partial files."""
+        now = self.clock()
+        expired = [lv for lv in list(self.live.values()) if lv.session.expired(now) and lv.in_flight == 0]
+        for live in expired:
+            async with live.save_lock:
+                await self._run(self.chunks.delete, live.id)
+                await self._run(self.states.delete, live.id)
+            self.live.pop(live.id, None)
+            self.reporter.forget(live.id)
+            log.info("session %s: expired and swept", live.id)
+        orphans = [u for u in await self._run(self.chunks.list_uploads) if u not in self.live]
+        for upload_id in orphans:
+            await self._run(self.chunks.delete, upload_id)
+            log.info("partial file %s had no session; removed", upload_id)
+        return len(expired) + len(orphans)
+
+    def failed(self, live: LiveSession, code: str, message: str) -> None:
+        live.session.status = FAILED
+        live.session.error = {"error": code, "message": message}
+        live.touch()

@@ -1,0 +1,88 @@
+"""Settings from the ``STREAMING_*`` environment (and ``.env``), injected everywhere.
+
+``create_app(settings)`` takes a :class:`Settings`; :func:`get_settings` is the cached
+default for ``python -m backend``. Tests build their own with temporary directories.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMING_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    max_file_size_mb: float = Field(1024, gt=0, description="Largest accepted file.")
+    chunk_size_mb: float = Field(8, gt=0, description="Default chunk size (clamped to 2-8 MiB).")
+    max_concurrent_uploads: int = Field(5, ge=1, description="Active upload sessions at most.")
+    memory_limit_mb: float = Field(500, gt=0, description="Memory budget of the server.")
+    session_timeout_hours: float = Field(24, gt=0, description="Age at which a session expires.")
+    cleanup_interval_minutes: float = Field(60, gt=0, description="How often expired sessions are swept.")
+    upload_dir: Path | None = Field(None, description="Partial files; default <data_dir>/partial.")
+    state_dir: Path = Field(Path("./upload_states"), description="One JSON state file per session.")
+    data_dir: Path = Field(Path("./data"), description="Stored documents, database and index.")
+
+    inflight_fraction: float = Field(
+        0.25, gt=0, le=1, description="Share of memory_limit_mb that chunk bytes in flight may use."
+    )
+    backpressure_wait_seconds: float = Field(2.0, ge=0, description="How long a chunk waits for budget.")
+    active_idle_seconds: float = Field(
+        600, gt=0, description="A session with no activity for this long stops counting as active."
+    )
+    progress_interval_seconds: float = Field(0.25, ge=0, description="Least time between progress events.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @model_validator(mode="after")
+    def _resolve_dirs(self) -> Settings:
+        if self.upload_dir is None:
+            self.upload_dir = self.data_dir / "partial"
+        return self
+
+    @property
+    def partial_dir(self) -> Path:
+        assert self.upload_dir is not None
+        return self.upload_dir
+
+    @property
+    def max_file_size(self) -> int:
+        return int(self.max_file_size_mb * MIB)
+
+    @property
+    def default_chunk_size(self) -> int:
+        return int(self.chunk_size_mb * MIB)
+
+    @property
+    def inflight_budget(self) -> int:
+        """Bytes of chunk data the server may hold in memory at once, all uploads together."""
+        return max(4 * MIB, int(self.memory_limit_mb * MIB * self.inflight_fraction))
+
+    @property
+    def session_timeout_seconds(self) -> float:
+        return self.session_timeout_hours * 3600
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def temp_settings(root: Path | None = None, **overrides: object) -> Settings:
+    """Settings rooted in a fresh temporary directory (tests and benchmarks)."""
+    base = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="pdfup-"))
+    values: dict[str, object] = {
+        "state_dir": base / "upload_states",
+        "data_dir": base / "data",
+        "upload_dir": base / "partial",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Where bytes and state live: protocols in ``base``, embedded implementations beside it."""

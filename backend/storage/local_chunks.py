@@ -1,0 +1,103 @@
+"""Partial uploads on local disk: one sparse file per upload, chunks written in place."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from backend.errors import InsufficientStorage
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _raise_if_full(exc: OSError) -> None:
+    if exc.errno in _FULL:
+        raise InsufficientStorage("no space left for upload data; retry later") from exc
+
+
+class LocalChunkWriter:
+    """``os.pwrite`` at the chunk's place; no seek state, so writers of one file never race."""
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self._fd = fd
+        self._pos = offset
+        self._end = offset + length
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        if self._pos + len(view) > self._end:
+            raise ValueError("write past the end of the chunk")
+        try:
+            while view:
+                n = os.pwrite(self._fd, view, self._pos)
+                self._pos += n
+                view = view[n:]
+        except OSError as exc:
+            _raise_if_full(exc)
+            raise
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class LocalChunkStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def local_path(self, upload_id: str) -> Path:
+        return self.root / f"{upload_id}.part"
+
+    def create(self, upload_id: str, size: int) -> None:
+        # Sparse: holes read back as zeros, and resume hashes tell holes from data.
+        fd = os.open(self.local_path(upload_id), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size != size:
+                os.ftruncate(fd, size)
+        except OSError as exc:
+            _raise_if_full(exc)
+            raise
+        finally:
+            os.close(fd)
+
+    def exists(self, upload_id: str) -> bool:
+        return self.local_path(upload_id).exists()
+
+    def open_chunk(self, upload_id: str, offset: int, length: int) -> LocalChunkWriter:
+        fd = os.open(self.local_path(upload_id), os.O_WRONLY)
+        return LocalChunkWriter(fd, offset, length)
+
+    def read(self, upload_id: str, offset: int, length: int, block: int) -> Iterator[bytes]:
+        try:
+            fd = os.open(self.local_path(upload_id), os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            end = offset + length
+            while offset < end:
+                data = os.pread(fd, min(block, end - offset), offset)
+                if not data:
+                    return
+                offset += len(data)
+                yield data
+        finally:
+            os.close(fd)
+
+    def delete(self, upload_id: str) -> None:
+        self.local_path(upload_id).unlink(missing_ok=True)
+
+    def list_uploads(self) -> list[str]:
+        return [p.stem for p in self.root.glob("*.part")]
+
+    def stats(self) -> tuple[int, int]:
+        count = used = 0
+        for p in self.root.glob("*.part"):
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            count += 1
+            used += st.st_blocks * 512
+        return count, used

@@ -1,0 +1,140 @@
+"""Document metadata in SQLite (stdlib ``sqlite3``, WAL).
+
+Synchronous by design: the service calls it from a worker thread. One connection,
+guarded by a lock, is plenty for an embedded metadata store; writes are tiny.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner             TEXT NOT NULL,
+    title             TEXT NOT NULL,
+    filename          TEXT NOT NULL,
+    file_size         INTEGER NOT NULL,
+    sha256            TEXT NOT NULL,
+    created_at        TEXT NOT NULL,
+    session_id        TEXT UNIQUE,
+    status            TEXT NOT NULL DEFAULT 'stored',
+    page_count        INTEGER,
+    pdf_version       TEXT,
+    security          TEXT NOT NULL DEFAULT '{}',
+    index_status      TEXT NOT NULL DEFAULT 'pending',
+    index_error       TEXT
+);
+CREATE INDEX IF NOT EXISTS documents_owner_sha ON documents (owner, sha256);
+CREATE INDEX IF NOT EXISTS documents_sha ON documents (sha256);
+"""
+
+
+@dataclass
+class DocumentRecord:
+    id: int
+    owner: str
+    title: str
+    filename: str
+    file_size: int
+    sha256: str
+    created_at: str
+    session_id: str | None = None
+    status: str = "stored"
+    page_count: int | None = None
+    pdf_version: str | None = None
+    security: dict[str, Any] = field(default_factory=dict)
+    index_status: str = "pending"
+    index_error: str | None = None
+
+
+_COLUMNS = [f for f in DocumentRecord.__dataclass_fields__]
+
+
+class SqliteDocumentRepository:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @staticmethod
+    def _record(row: sqlite3.Row | None) -> DocumentRecord | None:
+        if row is None:
+            return None
+        values = dict(row)
+        values["security"] = json.loads(values["security"] or "{}")
+        return DocumentRecord(**values)
+
+    def _one(self, sql: str, *args: Any) -> DocumentRecord | None:
+        with self._lock:
+            return self._record(self._db.execute(sql, args).fetchone())
+
+    def insert(self, doc: DocumentRecord) -> DocumentRecord:
+        """Insert ``doc`` (its ``id`` is ignored); a second insert for the same session
+        returns the first record, so a retried completion never makes two documents."""
+        values = {k: getattr(doc, k) for k in _COLUMNS if k != "id"}
+        values["security"] = json.dumps(doc.security)
+        cols = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        with self._lock:
+            cur = self._db.execute(
+                f"INSERT INTO documents ({cols}) VALUES ({marks}) ON CONFLICT(session_id) DO NOTHING",
+                tuple(values.values()),
+            )
+            if cur.rowcount == 0 and doc.session_id is not None:
+                row = self._db.execute("SELECT * FROM documents WHERE session_id = ?", (doc.session_id,))
+                existing = self._record(row.fetchone())
+                assert existing is not None
+                return existing
+            doc.id = int(cur.lastrowid or 0)
+        return doc
+
+    def get(self, owner: str, doc_id: int) -> DocumentRecord | None:
+        return self._one("SELECT * FROM documents WHERE id = ? AND owner = ?", doc_id, owner)
+
+    def by_session(self, session_id: str) -> DocumentRecord | None:
+        return self._one("SELECT * FROM documents WHERE session_id = ?", session_id)
+
+    def find_by_sha(self, owner: str, sha256: str) -> DocumentRecord | None:
+        return self._one(
+            "SELECT * FROM documents WHERE owner = ? AND sha256 = ? ORDER BY id LIMIT 1", owner, sha256
+        )
+
+    def list(self, owner: str, limit: int = 100, offset: int = 0) -> list[DocumentRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM documents WHERE owner = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+                (owner, limit, offset),
+            ).fetchall()
+        return [r for r in map(self._record, rows) if r is not None]
+
+    def count(self, owner: str) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM documents WHERE owner = ?", (owner,)).fetchone()[0])
+
+    def delete(self, owner: str, doc_id: int) -> DocumentRecord | None:
+        """Delete and return the record; None when the owner has no such document."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM documents WHERE id = ? AND owner = ?", (doc_id, owner)).fetchone()
+            if row is None:
+                return None
+            self._db.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+        return self._record(row)
+
+    def sha_in_use(self, sha256: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM documents WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
