@@ -117,6 +117,7 @@ class PrefixService:
         async with live.prefix_lock:
             recorded = dict(live.session.chunks)
             state = self.new_state()
+            bad: list[int]
             bad, findings = await self._run(self._verify_all, live, recorded, state)
             for chunk_id in bad:
                 if live.session.chunks.get(chunk_id) == recorded[chunk_id]:
