@@ -1,11 +1,12 @@
 """AssemblyService: one chunk from the socket to its place in the partial file.
 
-The chunk's bytes are read from the request stream into blocks of ``BLOCK`` bytes. Each
-block goes to a worker thread that hashes it and writes it at its offset; while it does,
-the event loop reads the next block (at most two blocks of a chunk in memory). When the
-chunk starts exactly at the session's contiguous prefix, a fork of the prefix consumers
-(whole-file SHA-256, PDF scan) is fed the same blocks in a second thread, so an in-order
-upload is hashed and scanned on the way in and never read back.
+The request stream's pieces are grouped (not copied) into blocks of about ``BLOCK``
+bytes and handed to a worker thread that hashes them and writes them at their offset
+with one ``pwritev``; meanwhile the event loop reads on (a bounded number of blocks per
+chunk in memory). When the chunk starts exactly at the session's contiguous prefix, a
+fork of the prefix consumers (whole-file SHA-256, PDF scan) is fed the same blocks in a
+second thread, so an in-order upload is hashed and scanned on the way in and never
+read back.
 
 Rules enforced here: offset and length (InvalidChunk), the PDF header on chunk 0
 (NotAPdf), the chunk checksum (ChecksumMismatch: the chunk is not recorded), idempotent
@@ -28,6 +29,7 @@ from backend.errors import (
     ChecksumMismatch, ChunkConflict, InvalidChunk, SecurityRejected, SessionNotActive,
 )
 from backend.services.backpressure import MemoryBudget
+from backend.services.block_sink import BlockSink
 from backend.services.live import LiveSession
 from backend.services.models import FAILED, UPLOADING
 from backend.services.prefix import PrefixService
@@ -39,8 +41,12 @@ from backend.storage.base import ChunkStore, ChunkWriter
 
 log = logging.getLogger(__name__)
 
-BLOCK = 1 << 20
-RESERVATION = 2 * BLOCK + (256 << 10)
+BLOCK = 512 << 10
+SLOTS = 3
+MAX_PIECES = 256
+HEADER_BYTES = 1024
+# What one chunk request may hold: SLOTS blocks in the worker threads, one filling.
+RESERVATION = (SLOTS + 1) * BLOCK + (256 << 10)
 _SHA = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
@@ -62,7 +68,10 @@ class AssemblyService:
         budget: MemoryBudget,
         reporter: ProgressReporter,
         pool: Executor,
+        stream_pool: Executor,
     ) -> None:
+        """``pool`` runs short jobs; ``stream_pool`` gives each streaming chunk its worker
+        threads (two per chunk request, as many requests as the memory budget admits)."""
         self.sessions = sessions
         self.prefix = prefix
         self.chunks = chunks
@@ -70,6 +79,7 @@ class AssemblyService:
         self.budget = budget
         self.reporter = reporter
         self.pool = pool
+        self.stream_pool = stream_pool
         self.bytes_received = 0
         self.chunks_accepted = 0
 
@@ -152,67 +162,91 @@ class AssemblyService:
         return adopted
 
     async def _blocks(self, data: AsyncIterator[bytes | memoryview], length: int,
-                      chunk_id: int) -> AsyncIterator[bytearray]:
-        """Re-cut the request stream into blocks; refuse more or fewer bytes than ``length``."""
-        buf = bytearray()
-        received = 0
+                      chunk_id: int) -> AsyncIterator[list[memoryview]]:
+        """Group the request stream's pieces into blocks of about ``BLOCK`` bytes, without
+        copying them; refuse more or fewer bytes than ``length``."""
+        pieces: list[memoryview] = []
+        size = received = 0
         async for piece in data:
             received += len(piece)
             if received > length:
                 raise InvalidChunk(f"chunk {chunk_id} must be {length} bytes; more were sent")
-            buf += piece
-            if len(buf) >= BLOCK:
-                yield buf
-                buf = bytearray()
+            pieces.append(memoryview(piece))
+            size += len(piece)
+            if size >= BLOCK:
+                yield pieces if len(pieces) <= MAX_PIECES else [memoryview(b"".join(pieces))]
+                pieces, size = [], 0
         if received != length:
             raise InvalidChunk(f"chunk {chunk_id} must be {length} bytes; {received} were sent")
-        if buf:
-            yield buf
+        if pieces:
+            yield pieces if len(pieces) <= MAX_PIECES else [memoryview(b"".join(pieces))]
 
     async def _hash_only(self, data: AsyncIterator[bytes | memoryview], length: int) -> str:
         digest = hashlib.sha256()
-        async for block in self._blocks(data, length, -1):
-            await self._run(digest.update, block)
+
+        def update(pieces: list[memoryview]) -> None:
+            for piece in pieces:
+                digest.update(piece)
+
+        sink: BlockSink[list[memoryview]] = BlockSink(self.stream_pool, update)
+        try:
+            async for pieces in self._blocks(data, length, -1):
+                await sink.put(pieces)
+        except BaseException:
+            await sink.abort()
+            raise
+        await sink.close()
         return digest.hexdigest()
 
     async def _write_new(
         self, live: LiveSession, chunk_id: int, offset: int, length: int, data: AsyncIterator[bytes | memoryview],
     ) -> tuple[str, PrefixState | None, list[Any]]:
+        """Stream the chunk to its place: one thread hashes and writes, and, when the chunk
+        starts at the prefix, a second feeds the prefix fork (both cores busy)."""
         base = live.prefix
         fork = base.copy() if base is not None and base.offset == offset else None
         digest = hashlib.sha256()
         findings: list[Any] = []
         writer: ChunkWriter = await self._run(self.chunks.open_chunk, live.id, offset, length)
-        pending: asyncio.Future[Any] | None = None
 
-        def write(block: bytearray) -> None:
-            digest.update(block)
-            writer.write(block)
+        def write(pieces: list[memoryview]) -> None:
+            for piece in pieces:
+                digest.update(piece)
+            writer.write_pieces(pieces)
 
-        def scan(block: bytearray) -> None:
+        def scan(pieces: list[memoryview]) -> None:
             assert fork is not None
-            findings.extend(fork.feed(block))
+            for piece in pieces:
+                findings.extend(fork.feed(piece))
 
+        sinks: list[BlockSink[list[memoryview]]] = [BlockSink(self.stream_pool, write)]
+        if fork is not None:
+            sinks.append(BlockSink(self.stream_pool, scan))
         try:
             first = chunk_id == 0
-            async for block in self._blocks(data, length, chunk_id):
+            async for pieces in self._blocks(data, length, chunk_id):
                 if first:
-                    self.validation.check_header(block, live.session.file_size)
+                    self.validation.check_header(_head(pieces, HEADER_BYTES), live.session.file_size)
                     first = False
-                if pending is not None:
-                    await asyncio.shield(pending)
-                jobs = [self._run(write, block)]
-                if fork is not None:
-                    jobs.append(self._run(scan, block))
-                pending = asyncio.gather(*jobs)
-            if pending is not None:
-                await asyncio.shield(pending)
+                for sink in sinks:
+                    await sink.put(pieces)
+            for sink in sinks:
+                await sink.close()
         except BaseException:
-            # Never close the file under a thread still writing to it: the shield kept
-            # the block's work from being cancelled, so wait for it to end.
-            if pending is not None and not pending.done():
-                await asyncio.wait([pending])
+            # Never close the file under a thread still writing to it.
+            for sink in sinks:
+                await sink.abort()
             raise
         finally:
             await self._run(writer.close)
         return digest.hexdigest(), fork, findings
+
+
+def _head(pieces: list[memoryview], n: int) -> bytes:
+    """The first ``n`` bytes of a block (socket pieces can be shorter than that)."""
+    out = bytearray()
+    for piece in pieces:
+        out += piece[: n - len(out)]
+        if len(out) >= n:
+            break
+    return bytes(out)

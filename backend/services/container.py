@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from backend.services.assembly import AssemblyService
+from backend.services.assembly import RESERVATION, AssemblyService
 from backend.services.backpressure import MemoryBudget
 from backend.services.completion import CompletionService
 from backend.services.documents import DocumentService
@@ -74,6 +74,7 @@ class Services:
                     await live.catchup_task
             await self.sessions.save(live)
         self.pool.shutdown(wait=True)
+        self.assembly.stream_pool.shutdown(wait=True)
         self.repo.close()
 
 
@@ -99,7 +100,9 @@ def build_services(settings: Settings) -> Services:
     budget.on_pressure = stats.pressure
     documents = DocumentService(repo, blobs, pool)
     sessions.find_duplicate = documents.find_duplicate
-    assembly = AssemblyService(sessions, prefix, chunks, validation, budget, reporter, pool)
+    max_streams = budget.limit // RESERVATION + 1
+    stream_pool = ThreadPoolExecutor(max_workers=2 * max_streams, thread_name_prefix="chunk")
+    assembly = AssemblyService(sessions, prefix, chunks, validation, budget, reporter, pool, stream_pool)
     completion = CompletionService(sessions, prefix, validation, chunks, blobs, documents, reporter, pool)
     return Services(settings, pool, sessions, assembly, completion, documents, validation, stats, hub,
                     reporter, repo)

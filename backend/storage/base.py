@@ -18,7 +18,7 @@ per chunk and implement the same calls.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +28,9 @@ class ChunkWriter(Protocol):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data`` to the chunk. Raises ``InsufficientStorage`` on a full disk."""
+
+    def write_pieces(self, pieces: Sequence[memoryview]) -> None:
+        """Append consecutive pieces (one vectored write where the medium allows)."""
 
     def close(self) -> None:
         """Release resources. Whether the chunk counts is the service's decision."""

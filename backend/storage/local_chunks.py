@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from backend.errors import InsufficientStorage
 
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_IOV_MAX = 1024
 
 
 def _raise_if_full(exc: OSError) -> None:
@@ -34,6 +35,25 @@ class LocalChunkWriter:
                 n = os.pwrite(self._fd, view, self._pos)
                 self._pos += n
                 view = view[n:]
+        except OSError as exc:
+            _raise_if_full(exc)
+            raise
+
+    def write_pieces(self, pieces: Sequence[memoryview]) -> None:
+        """Write consecutive pieces with as few ``pwritev`` calls as the kernel allows."""
+        total = sum(len(p) for p in pieces)
+        if self._pos + total > self._end:
+            raise ValueError("write past the end of the chunk")
+        views = [p for p in pieces if len(p)]
+        try:
+            while views:
+                n = os.pwritev(self._fd, views[:_IOV_MAX], self._pos)
+                self._pos += n
+                while views and n >= len(views[0]):
+                    n -= len(views[0])
+                    views.pop(0)
+                if n:
+                    views[0] = views[0][n:]
         except OSError as exc:
             _raise_if_full(exc)
             raise

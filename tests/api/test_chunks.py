@@ -154,3 +154,12 @@ async def test_state_persisted_after_each_chunk(api: Api, small_pdf: bytes) -> N
     await api.chunk(sid, 1, small_pdf[CS:2 * CS])
     saved = json.loads((api.svc.settings.state_dir / f"{sid}.json").read_text())
     assert saved["chunks"] == {"1": hashlib.sha256(small_pdf[CS:2 * CS]).hexdigest()}
+
+
+async def test_header_split_across_tiny_pieces(api: Api, small_pdf: bytes) -> None:
+    """A client whose first piece of the file part is a few bytes long is still read right."""
+    from backend.services.assembly import _head
+
+    pieces = [memoryview(small_pdf[i:i + 3]) for i in range(0, 30, 3)]
+    assert _head(pieces, 8) == small_pdf[:8]
+    assert _head([memoryview(b"%P"), memoryview(b"DF-1.7")], 1024) == b"%PDF-1.7"
