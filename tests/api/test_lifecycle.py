@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+
+import pytest
 import hashlib
 import json
 import time
@@ -241,3 +243,39 @@ async def test_corrupt_state_file_is_set_aside(settings: Settings, small_pdf: by
         # its partial file had no session left: swept at start-up
         assert not (settings.partial_dir / f"{sid}.part").exists()
     json.loads(state.with_suffix(".corrupt").read_text()[:0] or "{}")
+
+
+async def test_backpressure_sends_memory_warning(api: Api, small_pdf: bytes) -> None:
+    from backend.services.progress import Envelope
+
+    seen: list[Envelope] = []
+    api.svc.reporter.bus.subscribe(seen.append)
+    budget = api.svc.assembly.budget
+    budget.wait_seconds = 0.05
+    sid = (await api.initiate(len(small_pdf)))["session_id"]
+    async with budget.reserve(budget.limit):
+        envelope(await api.chunk(sid, 0, small_pdf[:CS]), "server_busy", 503)
+    warnings = [e.event for e in seen if e.event["type"] == "memory_warning"]
+    assert warnings and set(warnings[0]["data"]) == {"memory_usage_mb", "memory_limit_mb", "warning"}
+
+
+async def test_disk_full_is_507_and_the_session_stays_resumable(
+    api: Api, small_pdf: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    real = os.pwritev
+
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    sid = (await api.initiate(len(small_pdf)))["session_id"]
+    await api.chunk(sid, 0, small_pdf[:CS])
+    monkeypatch.setattr(os, "pwritev", full)
+    envelope(await api.chunk(sid, 1, small_pdf[CS:2 * CS]), "insufficient_storage", 507)
+    monkeypatch.setattr(os, "pwritev", real)
+    body = (await api.http.post("/api/documents/streaming/resume", json={"session_id": sid})).json()
+    assert body["uploaded_chunks"] == [0] and body["missing_chunks"] == [1, 2]
+    await api.upload_all(sid, small_pdf, CS, order=[1, 2])
+    assert (await api.complete(sid)).json()["document"]["sha256"] == hashlib.sha256(small_pdf).hexdigest()
