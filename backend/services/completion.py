@@ -84,6 +84,25 @@ class CompletionService:
                     await self._fail(live, exc)
                 raise
 
+    async def recover(self) -> int:
+        """After a restart: finish completions a crash interrupted.
+
+        A session saved as PROCESSING either still has its partial file (validation was
+        under way: it goes back to UPLOADING and /complete redoes the work) or its file
+        was already moved into the blob store (only the record is missing: write it now,
+        so a client that resumes is not asked to send the whole file again)."""
+        recovered = 0
+        for live in [lv for lv in self.sessions.live.values() if lv.session.status == PROCESSING]:
+            live.session.status = UPLOADING
+            if await self._run(self.chunks.exists, live.id):
+                continue
+            try:
+                await self.complete(live.session.owner, live.id)
+                recovered += 1
+            except UploadError as exc:
+                log.warning("session %s: could not finish its interrupted completion (%s)", live.id, exc.message)
+        return recovered
+
     async def _existing(self, live: LiveSession) -> Completed:
         s = live.session
         assert s.document_id is not None

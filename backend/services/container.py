@@ -46,6 +46,7 @@ class Services:
 
     async def start(self) -> None:
         await self.sessions.load()
+        await self.completion.recover()
         await self.sessions.sweep()
         self.tasks.append(asyncio.create_task(self._sweeper(), name="sweeper"))
         self.tasks.append(asyncio.create_task(self.stats.watch(), name="memory watch"))

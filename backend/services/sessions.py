@@ -86,8 +86,8 @@ class SessionService:
             except (TypeError, ValueError) as exc:
                 log.error("session state %s is not a session (%s); ignored", record.get("session_id"), exc)
                 continue
-            if session.status == PROCESSING:  # interrupted in /complete: completing again is safe
-                session.status = UPLOADING
+            # A session left in PROCESSING was interrupted inside /complete; the completion
+            # service finishes or reopens it at start-up (see CompletionService.recover).
             self.live[session.session_id] = LiveSession(session)
         log.info("loaded %d saved sessions", len(self.live))
         return len(self.live)

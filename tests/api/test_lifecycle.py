@@ -279,3 +279,33 @@ async def test_disk_full_is_507_and_the_session_stays_resumable(
     assert body["uploaded_chunks"] == [0] and body["missing_chunks"] == [1, 2]
     await api.upload_all(sid, small_pdf, CS, order=[1, 2])
     assert (await api.complete(sid)).json()["document"]["sha256"] == hashlib.sha256(small_pdf).hexdigest()
+
+
+async def test_crash_after_the_file_was_stored_is_finished_at_start_up(settings: Settings, small_pdf: bytes) -> None:
+    """Killed between moving the file into the store and recording it: the next start
+    records it, so /resume does not ask for the whole file again."""
+    import httpx
+
+    from backend.storage.local_blobs import LocalBlobStore
+
+    sha = hashlib.sha256(small_pdf).hexdigest()
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            api = Api(http, app.state.services)
+            sid = (await api.initiate(len(small_pdf)))["session_id"]
+            await api.upload_all(sid, small_pdf, CS)
+    state_file = settings.state_dir / f"{sid}.json"
+    state = json.loads(state_file.read_text())
+    state.update(status="processing", sha256=sha)
+    state_file.write_text(json.dumps(state))
+    LocalBlobStore(settings.data_dir / "documents").adopt(settings.partial_dir / f"{sid}.part", sha)
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            body = (await http.post("/api/documents/streaming/resume", json={"session_id": sid})).json()
+            assert body["missing_chunks"] == [] and body["status"] == "completed"
+            doc = (await http.post(f"/api/documents/streaming/complete/{sid}")).json()["document"]
+            assert doc["sha256"] == sha
+            assert (await http.get(f"/api/documents/{doc['id']}/file")).content == small_pdf
