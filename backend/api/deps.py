@@ -10,11 +10,12 @@ from backend.services.container import Services
 SINGLE_OWNER = "local"
 
 
-def services(request: HTTPConnection) -> Services:
+async def services(request: HTTPConnection) -> Services:
+    """Async on purpose: a sync dependency costs a thread hop on every request."""
     svc: Services = request.app.state.services
     return svc
 
 
-def owner(request: Request) -> str:
+async def owner(request: Request) -> str:
     """Who is calling. One owner until API keys arrive; every service is owner-scoped already."""
     return SINGLE_OWNER

@@ -24,7 +24,7 @@ async def progress_socket(websocket: WebSocket, client_id: str) -> None:
     if not CLIENT_ID.match(client_id):
         await websocket.close(code=1008, reason="invalid client_id")
         return
-    svc = services(websocket)
+    svc = await services(websocket)
     who = SINGLE_OWNER
     await websocket.accept()
     conn = svc.hub.attach(client_id, who, websocket)

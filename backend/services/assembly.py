@@ -42,7 +42,7 @@ from backend.storage.base import ChunkStore, ChunkWriter
 log = logging.getLogger(__name__)
 
 BLOCK = 512 << 10
-SLOTS = 3
+SLOTS = 2
 MAX_PIECES = 256
 HEADER_BYTES = 1024
 # What one chunk request may hold: SLOTS blocks in the worker threads, one filling.
