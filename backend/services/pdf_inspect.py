@@ -1,0 +1,169 @@
+"""Deep inspection of a completed upload with pikepdf (qpdf): the authoritative scan.
+
+Call :func:`inspect_pdf` from a worker thread (it is plain synchronous code). It opens
+the file with qpdf, refuses what cannot be inspected safely, walks every object
+(:mod:`backend.services.pdf_deep_walk`) and returns an :class:`Inspection`; turning its
+findings into a verdict is :mod:`backend.services.security_policy`'s job.
+
+Refusals (exceptions from :mod:`backend.errors`):
+
+* ``NotAPdf`` - no ``%PDF-`` in the first 1024 bytes.
+* ``InvalidPdf`` - qpdf cannot open it; no ``%%EOF`` in the last 1024 bytes (truncated,
+  or data appended beyond what readers look at); no readable page tree; or, with
+  ``InspectLimits.reject_damaged``, qpdf had to repair it.
+* ``SecurityRejected`` - more pages or objects than the limits, or a stream that decodes
+  beyond ``max_stream_bytes`` or expands more than ``max_ratio`` times past
+  ``ratio_floor`` bytes (decompression bomb). Streams are never decoded whole into
+  memory: see :mod:`backend.services.pdf_decoded`.
+
+Encryption: a file that opens with the empty user password is inspected like any other
+and carries an ``encrypted`` finding. A file that needs a password cannot be inspected:
+it is *not* raised but returned with ``scanned=False`` and a ``password_protected``
+finding, which the default :class:`~backend.services.security_policy.SecurityPolicy`
+rejects (fail closed; configurable).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import pikepdf
+
+from backend.errors import InvalidPdf, NotAPdf, SecurityRejected
+from backend.services.pdf_decoded import TooBig, decoded_size
+from backend.services.pdf_deep_walk import DeepWalk
+from backend.services.pdf_findings import Finding
+
+_MIB: Final = 1 << 20
+_TAIL: Final = 1024
+
+
+@dataclass(frozen=True)
+class InspectLimits:
+    """What a file may cost to inspect (and to use afterwards)."""
+
+    max_pages: int = 10_000
+    max_objects: int = 1_000_000
+    max_stream_bytes: int = 256 * _MIB  # largest decoded stream
+    max_ratio: int = 500  # decoded/compressed ratio allowed beyond ratio_floor
+    ratio_floor: int = 16 * _MIB
+    reject_damaged: bool = False  # True: files qpdf had to repair are InvalidPdf
+    max_findings_per_kind: int = 20
+
+
+@dataclass
+class Inspection:
+    """What the deep inspection saw. ``scanned`` is False when the content could not be
+    read (password needed); ``damaged`` when qpdf repaired the file (``warnings``)."""
+
+    page_count: int
+    object_count: int
+    encrypted: bool
+    pdf_version: str
+    findings: list[Finding]
+    uris: list[str]
+    largest_stream: int
+    object_streams: int = 0
+    damaged: bool = False
+    warnings: list[str] = field(default_factory=list)
+    scanned: bool = True
+
+    @property
+    def kinds(self) -> set[str]:
+        return {f.kind for f in self.findings}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serializable form."""
+        out = asdict(self)
+        out["findings"] = [f.to_dict() for f in self.findings]
+        return out
+
+
+def _check_envelope(path: Path) -> None:
+    with path.open("rb") as f:
+        head = f.read(_TAIL)
+        if b"%PDF-" not in head:
+            raise NotAPdf("not a PDF: no %PDF- header in the first 1024 bytes")
+        size = f.seek(0, 2)
+        f.seek(max(0, size - _TAIL))
+        if b"%%EOF" not in f.read(_TAIL):
+            raise InvalidPdf("damaged PDF: no %%EOF in the last 1024 bytes (truncated?)")
+
+
+def _locked(path: Path, exc: pikepdf.PasswordError) -> Inspection:
+    findings = [Finding("encrypted", "document is encrypted", None, "deep"),
+                Finding("password_protected", "needs a password: content cannot be inspected",
+                        None, "deep")]
+    version = ""
+    with path.open("rb") as f:
+        head = f.read(_TAIL)
+        at = head.find(b"%PDF-")
+        version = head[at + 5:at + 8].decode("latin-1") if at >= 0 else ""
+    return Inspection(0, 0, True, version, findings, [], 0, scanned=False, warnings=[str(exc)])
+
+
+def inspect_pdf(path: Path, limits: InspectLimits | None = None) -> Inspection:
+    """Open ``path`` with qpdf, enforce ``limits``, report active content (see module doc)."""
+    limits = limits or InspectLimits()
+    path = Path(path)
+    _check_envelope(path)
+    try:
+        pdf = pikepdf.open(path)
+    except pikepdf.PasswordError as exc:
+        return _locked(path, exc)
+    except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
+        raise InvalidPdf(f"damaged PDF: {exc}") from exc
+    with pdf:
+        return _inspect_open(pdf, limits)
+
+
+def _inspect_open(pdf: pikepdf.Pdf, limits: InspectLimits) -> Inspection:
+    errors: list[str] = []
+    measured: dict[tuple[int, int], int] = {}
+
+    def size_of(stream: pikepdf.Stream) -> int:
+        if stream.objgen in measured:
+            return measured[stream.objgen]
+        try:
+            size = decoded_size(stream, limits.max_stream_bytes, limits.max_ratio,
+                                limits.ratio_floor)
+        except TooBig as exc:
+            raise SecurityRejected(f"decompression bomb: stream {stream.objgen[0]} {exc}") from exc
+        except pikepdf.PdfError as exc:
+            errors.append(f"stream {stream.objgen[0]}: {exc}")
+            size = 0
+        measured[stream.objgen] = size
+        return size
+
+    try:
+        xref = pdf.get_xref_table()
+        if len(xref) > limits.max_objects:
+            raise SecurityRejected(f"too many objects: {len(xref)} (limit {limits.max_objects})")
+        # qpdf decodes object streams whole to read them: measure them first.
+        containers = {e.obj_stream_number for e in xref.values() if e.type == 2}
+        for num in sorted(n for n in containers if n is not None):
+            objstm = pdf.get_object(num, 0)
+            if isinstance(objstm, pikepdf.Stream):
+                size_of(objstm)
+        objects = pdf.objects
+        page_count = len(pdf.pages)
+    except pikepdf.PdfError as exc:
+        raise InvalidPdf(f"damaged PDF: {exc}") from exc
+    if page_count > limits.max_pages:
+        raise SecurityRejected(f"too many pages: {page_count} (limit {limits.max_pages})")
+    if page_count == 0:
+        raise InvalidPdf("damaged PDF: no pages")
+    walk = DeepWalk(limits.max_findings_per_kind, size_of, errors.append)
+    walk.walk(objects)
+    if pdf.is_encrypted:
+        walk.add("encrypted", "document is encrypted (opens without a password)")
+    warnings = [str(w) for w in pdf.get_warnings()] + errors
+    if warnings and limits.reject_damaged:
+        raise InvalidPdf(f"damaged PDF: {warnings[0]}")
+    return Inspection(
+        page_count=page_count, object_count=len(objects), encrypted=bool(pdf.is_encrypted),
+        pdf_version=str(pdf.pdf_version), findings=list(walk.log.findings),
+        uris=list(walk.log.uris), largest_stream=walk.largest_stream,
+        object_streams=walk.object_streams, damaged=bool(warnings), warnings=warnings[:20])
