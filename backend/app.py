@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 
-from backend.api import documents, streaming, websocket
+from backend.api import documents, security, streaming, websocket
 from backend.api.errors import install_error_handlers
 from backend.services.container import build_services
 from backend.settings import Settings, get_settings
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(streaming.router)
+    app.include_router(security.router)
     app.include_router(documents.router)
     app.include_router(websocket.router)
 

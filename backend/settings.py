@@ -39,6 +39,19 @@ class Settings(BaseSettings):
         600, gt=0, description="A session with no activity for this long stops counting as active."
     )
     progress_interval_seconds: float = Field(0.25, ge=0, description="Least time between progress events.")
+    security_reject_kinds: str | None = Field(
+        None, description="Comma-separated finding kinds that refuse a file (default: javascript, launch, "
+        "xfa, embedded_executable, password_protected)")
+    security_flag_kinds: str | None = Field(
+        None, description="Comma-separated finding kinds that only flag a file (default: every other kind)")
+    stream_scan: bool = Field(True, description="Scan PDF syntax as chunks arrive (off only for benchmarks).")
+    scan_inflate_per_stream_mb: float = Field(16, gt=0, description="Inflated bytes per object stream, streaming.")
+    scan_inflate_total_mb: float = Field(128, gt=0, description="Inflated bytes per file, streaming.")
+    max_pages: int = Field(10_000, gt=0, description="Most pages a stored PDF may have.")
+    max_objects: int = Field(1_000_000, gt=0, description="Most objects a stored PDF may have.")
+    max_stream_mb: float = Field(256, gt=0, description="Largest decompressed stream (decompression-bomb guard).")
+    max_compression_ratio: int = Field(500, gt=0, description="Largest decoded/encoded ratio above 16 MiB.")
+    reject_damaged: bool = Field(False, description="Refuse files qpdf has to repair.")
     host: str = "127.0.0.1"
     port: int = 8000
 
@@ -65,6 +78,18 @@ class Settings(BaseSettings):
     def inflight_budget(self) -> int:
         """Bytes of chunk data the server may hold in memory at once, all uploads together."""
         return max(4 * MIB, int(self.memory_limit_mb * MIB * self.inflight_fraction))
+
+    @staticmethod
+    def _kinds(value: str | None) -> list[str] | None:
+        return None if value is None else [k.strip() for k in value.split(",") if k.strip()]
+
+    @property
+    def security_reject_list(self) -> list[str] | None:
+        return self._kinds(self.security_reject_kinds)
+
+    @property
+    def security_flag_list(self) -> list[str] | None:
+        return self._kinds(self.security_flag_kinds)
 
     @property
     def session_timeout_seconds(self) -> float:

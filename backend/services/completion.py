@@ -132,7 +132,7 @@ class CompletionService:
             if not moved:
                 await self._run(self.chunks.delete, live.id)
             return await self._done(live, existing, duplicate=True)
-        info = await self.validation.inspect(path)
+        info = await self.validation.inspect(path, *self._stream_scan(live))
         if not moved:
             await self._run(self.blobs.adopt, path, sha256)
         doc = self.documents.new_record(
@@ -142,6 +142,16 @@ class CompletionService:
         )
         doc = await self._run(self.documents.repo.insert, doc)
         return await self._done(live, doc, duplicate=False)
+
+    @staticmethod
+    def _stream_scan(live: LiveSession) -> tuple[list[Any], dict[str, Any]]:
+        """The streaming scan's findings (trailing data is judged now, at the end) and summary."""
+        prefix = live.prefix
+        if prefix is None or prefix.scanner is None:
+            return [], live.session.scan
+        prefix.finish()
+        scanner: Any = prefix.scanner
+        return list(scanner.findings), prefix.scan_summary()
 
     async def _whole_file_hash(self, live: LiveSession) -> str:
         """The prefix consumers' hash, once they have seen every byte."""
@@ -172,7 +182,4 @@ class CompletionService:
 
     async def _fail(self, live: LiveSession, exc: UploadError) -> None:
         """A file that can never pass: fail the session and drop its bytes."""
-        self.sessions.failed(live, exc.code, exc.message)
-        await self._run(self.chunks.delete, live.id)
-        await self.sessions.save(live)
-        self.reporter.status(live, "failed", exc.message, error=exc.code)
+        await self.sessions.fail(live, exc)

@@ -13,7 +13,6 @@ from backend.services.assembly import RESERVATION, AssemblyService
 from backend.services.backpressure import MemoryBudget
 from backend.services.completion import CompletionService
 from backend.services.documents import DocumentService
-from backend.services.live import LiveSession
 from backend.services.prefix import PrefixService
 from backend.services.progress import LocalProgressBus, ProgressReporter
 from backend.services.sessions import SessionService
@@ -89,13 +88,10 @@ def build_services(settings: Settings) -> Services:
     hub = WebSocketHub()
     bus.subscribe(hub.deliver)
     reporter = ProgressReporter(bus, settings.progress_interval_seconds)
-    validation = ValidationService(pool)
-
-    async def on_findings(live: LiveSession, findings: list[Any]) -> None:
-        await validation.on_findings(live, findings)
-
-    prefix = PrefixService(chunks, pool, lambda: None, on_findings)
+    validation = ValidationService(settings, pool, reporter)
+    prefix = PrefixService(chunks, pool, validation.new_scanner, validation.on_findings)
     sessions = SessionService(settings, states, chunks, prefix, reporter, pool)
+    validation.on_reject = sessions.fail
     budget = MemoryBudget(settings.inflight_budget, settings.backpressure_wait_seconds)
     stats = StatsService(settings, sessions, chunks, budget, reporter)
     budget.on_pressure = stats.pressure

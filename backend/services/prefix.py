@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
 
+from backend.errors import SecurityRejected
 from backend.services.live import LiveSession
 from backend.services.models import UPLOADING
 from backend.services.prefix_state import PrefixState, ScannerFactory
@@ -79,8 +80,16 @@ class PrefixService:
                     live.prefix = None
                     live.touch()
                     return
-            if findings:
-                await self.on_findings(live, findings)
+            if findings and not await self._judge(live, findings):
+                return
+
+    async def _judge(self, live: LiveSession, findings: list[Any]) -> bool:
+        """Hand findings to the policy; False when they failed the session."""
+        try:
+            await self.on_findings(live, findings)
+        except SecurityRejected:
+            return False
+        return True
 
     def _feed_chunk(self, upload_id: str, prefix: PrefixState, offset: int, length: int,
                     expected: str) -> tuple[bool, list[Any]]:
@@ -126,7 +135,7 @@ class PrefixService:
             if bad:
                 live.touch()
         if findings:
-            await self.on_findings(live, findings)
+            await self.on_findings(live, findings)  # a rejection propagates to the caller
         self.schedule_catch_up(live)
         return bad
 

@@ -20,7 +20,7 @@ from pathlib import PurePath
 from typing import Any
 
 from backend.errors import (
-    DuplicateDocument, FileTooLarge, InvalidRequest, NotFound, SessionExpired, TooManyUploads,
+    DuplicateDocument, FileTooLarge, InvalidRequest, NotFound, SessionExpired, TooManyUploads, UploadError,
 )
 from backend.services.live import LiveSession
 from backend.services.models import (
@@ -255,7 +255,15 @@ class SessionService:
             log.info("partial file %s had no session; removed", upload_id)
         return len(expired) + len(orphans)
 
-    def failed(self, live: LiveSession, code: str, message: str) -> None:
+    async def fail(self, live: LiveSession, exc: UploadError) -> None:
+        """Fail the session for good: its bytes go, its state stays (so later requests
+        hear why until it expires), its listeners are told."""
+        if live.session.status == FAILED:
+            return
         live.session.status = FAILED
-        live.session.error = {"error": code, "message": message}
+        live.session.error = {"error": exc.code, "message": exc.message, **exc.extra}
         live.touch()
+        await self._run(self.chunks.delete, live.id)
+        await self.save(live)
+        self.reporter.status(live, FAILED, exc.message, error=exc.code, **exc.extra)
+        log.warning("session %s: failed (%s: %s)", live.id, exc.code, exc.message)

@@ -1,12 +1,15 @@
 """ValidationService: is this an acceptable PDF? Cheap checks as bytes stream in, deep
-ones on completion.
+ones on completion, one policy for both.
 
 - ``check_header``: the first block of chunk 0 must hold ``%PDF-`` within 1024 bytes.
-- ``on_findings``: the streaming scan's findings (fed over the contiguous prefix by the
-  assembly and prefix services) go through the policy; a rejecting one fails the
-  session at once, removes its bytes and tells the listeners.
-- ``inspect``: on completion, pikepdf opens the file in a worker thread (structure,
-  page count, encryption, every object including those in object streams).
+- ``new_scanner``: the streaming keyword scanner the prefix consumers feed, in order,
+  whatever order the chunks arrived in (:mod:`backend.services.pdf_scan`).
+- ``on_findings``: the scanner's new findings go through the policy. Flagged ones are
+  told to the session's listeners; a rejecting one fails the session at once (its bytes
+  are removed, later chunks get ``security_rejected``).
+- ``inspect``: on completion, qpdf opens the file in a worker thread and walks every
+  object, object streams included (:mod:`backend.services.pdf_inspect`); its findings and
+  the streaming ones make the document's ``security`` and its verdict.
 """
 
 from __future__ import annotations
@@ -17,42 +20,101 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from backend.errors import NotAPdf
+from backend.errors import NotAPdf, SecurityRejected
 from backend.services.live import LiveSession
+from backend.services.pdf_inspect import InspectLimits, Inspection, inspect_pdf
+from backend.services.pdf_scan import Finding, PdfStreamScanner, ScanLimits
+from backend.services.progress import ProgressReporter
+from backend.services.security_policy import SecurityPolicy
+from backend.settings import MIB, Settings
 
 HEADER_WINDOW = 1024
+Rejecter = Callable[[LiveSession, SecurityRejected], Awaitable[None]]
+
+
+def _describe(findings: list[Finding], limit: int = 3) -> str:
+    shown = "; ".join(f"{f.kind}: {f.detail}" for f in findings[:limit])
+    more = len(findings) - limit
+    return shown + (f" (and {more} more)" if more > 0 else "")
 
 
 class ValidationService:
-    def __init__(self, pool: Executor) -> None:
+    def __init__(self, settings: Settings, pool: Executor, reporter: ProgressReporter) -> None:
         self.pool = pool
-        self.on_reject: Callable[[LiveSession, list[Any]], Awaitable[None]] | None = None
+        self.reporter = reporter
+        self.policy = SecurityPolicy.from_lists(settings.security_reject_list, settings.security_flag_list)
+        self.stream_scan = settings.stream_scan
+        self.scan_limits = ScanLimits(
+            max_inflate_per_stream=int(settings.scan_inflate_per_stream_mb * MIB),
+            max_inflate_total=int(settings.scan_inflate_total_mb * MIB),
+        )
+        self.inspect_limits = InspectLimits(
+            max_pages=settings.max_pages, max_objects=settings.max_objects,
+            max_stream_bytes=int(settings.max_stream_mb * MIB), max_ratio=settings.max_compression_ratio,
+            reject_damaged=settings.reject_damaged,
+        )
+        self.on_reject: Rejecter | None = None  # wired by the container: fails the session
+
+    def new_scanner(self) -> PdfStreamScanner | None:
+        return PdfStreamScanner(self.scan_limits) if self.stream_scan else None
 
     def check_header(self, first_block: bytes | bytearray, file_size: int) -> None:
         if b"%PDF-" not in first_block[:HEADER_WINDOW]:
-            raise NotAPdf("the file does not start with a PDF header (%PDF-)")
-
-    def rejecting(self, findings: list[Any]) -> list[Any]:
-        return []
+            raise NotAPdf("the file does not start with a PDF header (%PDF-) within its first 1024 bytes")
 
     async def on_findings(self, live: LiveSession, findings: list[Any]) -> None:
-        rejecting = self.rejecting(findings)
-        if rejecting and self.on_reject is not None:
-            await self.on_reject(live, rejecting)
+        """Judge findings of the streaming scan (they are kept in the scanner's summary,
+        which is saved with the session). Raises ``SecurityRejected`` after failing the
+        session when one of them rejects the file."""
+        rejecting = self.policy.rejecting(findings)
+        if rejecting:
+            exc = SecurityRejected(f"refused by the security policy: {_describe(rejecting)}",
+                                   findings=[f.to_dict() for f in rejecting])
+            if self.on_reject is not None:
+                await self.on_reject(live, exc)
+            raise exc
+        flagged = self.policy.flagging(findings)
+        if flagged:
+            self.reporter.status(live, live.session.status, f"Security scan flagged: {_describe(flagged)}",
+                                 findings=[f.to_dict() for f in flagged])
 
-    async def inspect(self, path: Path) -> dict[str, Any]:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, _open_pdf, path)
+    async def inspect(self, path: Path, stream_findings: list[Finding],
+                      scan: dict[str, Any]) -> dict[str, Any]:
+        """Deep-inspect the complete file; raise ``SecurityRejected`` when the policy says so.
 
+        Returns the document fields it learned: ``page_count``, ``pdf_version`` and
+        ``security`` (verdict, findings, keywords, URIs)."""
+        loop = asyncio.get_running_loop()
+        inspection: Inspection = await loop.run_in_executor(self.pool, inspect_pdf, path, self.inspect_limits)
+        seen = {(f.kind, f.detail) for f in inspection.findings}
+        findings = inspection.findings + [f for f in stream_findings if (f.kind, f.detail) not in seen]
+        verdict = self.policy.verdict(findings)
+        if verdict == "rejected":
+            rejecting = self.policy.rejecting(findings)
+            raise SecurityRejected(f"refused by the security policy: {_describe(rejecting)}",
+                                   findings=[f.to_dict() for f in rejecting])
+        security = {
+            "verdict": verdict,
+            "findings": [f.to_dict() for f in findings if self.policy.level(f.kind) != "ignore"],
+            "keywords": scan.get("keywords", {}),
+            "uris": sorted(set(inspection.uris) | set(scan.get("uris", []))),
+            "encrypted": inspection.encrypted,
+            "damaged": inspection.damaged,
+            "header_version": scan.get("header_version"),
+        }
+        return {"page_count": inspection.page_count, "pdf_version": inspection.pdf_version, "security": security}
 
-def _open_pdf(path: Path) -> dict[str, Any]:
-    import pikepdf
-
-    from backend.errors import InvalidPdf
-
-    try:
-        with pikepdf.open(path) as pdf:
-            return {"page_count": len(pdf.pages), "pdf_version": pdf.pdf_version, "encrypted": pdf.is_encrypted}
-    except pikepdf.PasswordError as exc:
-        raise InvalidPdf(f"the PDF is encrypted with a password: {exc}") from exc
-    except pikepdf.PdfError as exc:
-        raise InvalidPdf(f"the PDF cannot be parsed: {exc}") from exc
+    def config(self, settings: Settings) -> dict[str, Any]:
+        """The active policy and limits (no secrets) for the public config endpoint."""
+        return {
+            "policy": self.policy.to_dict(),
+            "streaming_scan": {"enabled": self.stream_scan, "max_inflate_per_stream": self.scan_limits.max_inflate_per_stream,
+                               "max_inflate_total": self.scan_limits.max_inflate_total},
+            "inspection": {"max_pages": self.inspect_limits.max_pages, "max_objects": self.inspect_limits.max_objects,
+                           "max_stream_bytes": self.inspect_limits.max_stream_bytes,
+                           "max_ratio": self.inspect_limits.max_ratio,
+                           "reject_damaged": self.inspect_limits.reject_damaged},
+            "limits": {"max_file_size": settings.max_file_size, "chunk_size_min": 2 * MIB, "chunk_size_max": 8 * MIB,
+                       "max_concurrent_uploads": settings.max_concurrent_uploads,
+                       "session_timeout_hours": settings.session_timeout_hours},
+        }

@@ -1,0 +1,133 @@
+"""Security through the API: every generated sample uploaded in 2 MiB chunks, judged by
+the default policy while streaming and on completion; the policy endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from backend.services.progress import Envelope
+from backend.services.security_policy import DEFAULT_REJECT_KINDS
+from tests.conftest import MIB, Api
+from tests.security_corpus import Sample, session_corpus
+
+CS = 2 * MIB
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Sample]:
+    return session_corpus(tmp_path_factory)
+
+
+def expected_outcome(sample: Sample) -> tuple[int, str]:
+    """(status, error code or verdict) under the default policy."""
+    if sample.deep_raises == "NotAPdf":
+        return 415, "not_a_pdf"
+    if (sample.stream_kinds | sample.deep_kinds) & DEFAULT_REJECT_KINDS:
+        return 422, "security_rejected"
+    if sample.deep_raises == "InvalidPdf":
+        return 422, "invalid_pdf"
+    if sample.deep_raises == "SecurityRejected":
+        return 422, "security_rejected"
+    return 200, "clean" if sample.clean else "flagged"
+
+
+async def _upload(api: Api, data: bytes) -> tuple[str, int, dict[str, Any]]:
+    """Send every chunk, then complete; stop at the first refusal."""
+    sid = (await api.initiate(len(data), chunk_size=CS, check_duplicates=False))["session_id"]
+    total = -(-len(data) // CS)
+    for i in range(total):
+        r = await api.chunk(sid, i, data[i * CS:(i + 1) * CS])
+        if r.status_code != 200:
+            return sid, r.status_code, dict(r.json())
+    r = await api.complete(sid)
+    return sid, r.status_code, dict(r.json())
+
+
+async def test_every_sample_gets_the_policy_outcome(api: Api, corpus: dict[str, Sample]) -> None:
+    outcomes = {}
+    for name, sample in sorted(corpus.items()):
+        sid, status, body = await _upload(api, sample.path.read_bytes())
+        want_status, want = expected_outcome(sample)
+        got = body["document"]["security"]["verdict"] if status == 200 else body.get("error")
+        outcomes[name] = (status, got)
+        assert (status, got) == (want_status, want), f"{name}: {body}"
+        if status == 422:  # a file that can never pass: its bytes are gone at once
+            assert not (api.svc.settings.partial_dir / f"{sid}.part").exists(), name
+        if status == 415:  # a wrong first chunk is not kept; the session may still get the right one
+            resumed = (await api.http.post("/api/documents/streaming/resume", json={"session_id": sid})).json()
+            assert 0 in resumed["missing_chunks"], name
+    assert sum(1 for s, _ in outcomes.values() if s == 200) >= 5
+
+
+async def test_rejection_during_streaming_fails_the_session_at_once(api: Api, corpus: dict[str, Sample]) -> None:
+    """The JavaScript straddles the 2 MiB boundary: chunk 1 reveals it, and the upload
+    is stopped there (no /complete needed); later chunks hear why."""
+    seen: list[Envelope] = []
+    api.svc.reporter.bus.subscribe(seen.append)
+    data = corpus["split_keyword"].path.read_bytes()
+    data += b"\n" * (3 * CS - len(data))  # a third chunk that is never needed
+    sid = (await api.initiate(len(data), chunk_size=CS))["session_id"]
+    assert (await api.chunk(sid, 0, data[:CS])).status_code == 200
+    refused = await api.chunk(sid, 1, data[CS:2 * CS])
+    assert refused.status_code == 422 and refused.json()["error"] == "security_rejected"
+    assert any(f["kind"] == "javascript" for f in refused.json()["findings"])
+    later = await api.chunk(sid, 2, data[2 * CS:])
+    assert later.status_code == 422 and later.json()["error"] == "security_rejected"
+    assert (await api.complete(sid)).json()["error"] == "security_rejected"
+    assert not (api.svc.settings.partial_dir / f"{sid}.part").exists()
+    failed = [e.event for e in seen if e.event["type"] == "upload_status" and e.event["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["error"] == "security_rejected"
+
+
+async def test_out_of_order_chunks_are_scanned_when_the_gap_fills(api: Api, corpus: dict[str, Sample]) -> None:
+    data = corpus["split_keyword"].path.read_bytes()
+    sid = (await api.initiate(len(data), chunk_size=CS))["session_id"]
+    total = -(-len(data) // CS)
+    for i in reversed(range(1, total)):
+        assert (await api.chunk(sid, i, data[i * CS:(i + 1) * CS])).status_code == 200
+    first = await api.chunk(sid, 0, data[:CS])  # fills the gap: the catch-up scans chunk 1
+    await api.svc.completion.prefix.wait_caught_up(api.svc.sessions.live[sid])
+    r = await api.complete(sid)
+    assert first.status_code in (200, 422)
+    assert r.json()["error"] == "security_rejected"
+
+
+async def test_flagged_document_keeps_its_findings(api: Api, corpus: dict[str, Sample]) -> None:
+    sid, status, body = await _upload(api, corpus["uri_objstm"].path.read_bytes())
+    assert status == 200
+    security = body["document"]["security"]
+    assert security["verdict"] == "flagged"
+    assert any(f["kind"] == "uri" for f in security["findings"]) and security["uris"]
+    assert security["keywords"]["/ObjStm"] >= 1 and security["header_version"]
+    stored = (await api.http.get(f"/api/documents/{body['document']['id']}")).json()
+    assert stored["security"] == security
+
+
+async def test_clean_image_bytes_are_not_a_finding(api: Api, corpus: dict[str, Sample]) -> None:
+    data = corpus["clean_image_name_bytes"].path.read_bytes()
+    _, status, body = await _upload(api, data)
+    assert status == 200 and body["document"]["security"]["verdict"] == "clean"
+    assert body["document"]["security"]["keywords"].get("/JavaScript", 0) >= 1  # counted, as pdfid does
+    assert body["document"]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+async def test_policy_endpoint(api: Api) -> None:
+    for path in ("/files/security/config", "/api/documents/security/config"):
+        config = (await api.http.get(path)).json()
+        assert set(DEFAULT_REJECT_KINDS) == set(config["policy"]["reject_kinds"])
+        assert config["limits"]["max_file_size"] == 1024 * MIB
+        assert "inspection" in config and "streaming_scan" in config
+
+
+async def test_policy_is_configurable(tmp_path: Any) -> None:
+    from backend.settings import temp_settings
+    from backend.services.validation import ValidationService
+
+    settings = temp_settings(tmp_path, security_reject_kinds="uri,javascript", security_flag_kinds="")
+    validation = ValidationService(settings, None, None)  # type: ignore[arg-type]
+    assert validation.policy.reject_kinds == {"uri", "javascript"} and not validation.policy.flag_kinds
+    with pytest.raises(ValueError):
+        ValidationService(temp_settings(tmp_path, security_reject_kinds="javscript"), None, None)  # type: ignore[arg-type]
