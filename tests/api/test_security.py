@@ -131,3 +131,28 @@ async def test_policy_is_configurable(tmp_path: Any) -> None:
     assert validation.policy.reject_kinds == {"uri", "javascript"} and not validation.policy.flag_kinds
     with pytest.raises(ValueError):
         ValidationService(temp_settings(tmp_path, security_reject_kinds="javscript"), None, None)  # type: ignore[arg-type]
+
+
+async def test_scan_is_rebuilt_after_a_restart(settings: Any, corpus: dict[str, Sample]) -> None:
+    """Half the file before a restart, the rest after: the JavaScript split across the
+    boundary is still found (the scanner is rebuilt from the bytes on disk)."""
+    import httpx
+
+    from backend.app import create_app
+
+    data = corpus["split_keyword"].path.read_bytes()
+    data += b"\n" * (3 * CS - len(data))  # enough after the keyword for chunk 1 to reveal it
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            api = Api(http, app.state.services)
+            sid = (await api.initiate(len(data), chunk_size=CS))["session_id"]
+            assert (await api.chunk(sid, 0, data[:CS])).status_code == 200
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            api = Api(http, app.state.services)
+            resumed = (await http.post("/api/documents/streaming/resume", json={"session_id": sid})).json()
+            assert resumed["uploaded_chunks"] == [0]
+            r = await api.chunk(sid, 1, data[CS:2 * CS])
+            assert r.status_code == 422 and r.json()["error"] == "security_rejected"
