@@ -3,12 +3,12 @@ ones on completion, one policy for both.
 
 - ``check_header``: the first block of chunk 0 must hold ``%PDF-`` within 1024 bytes.
 - ``new_scanner``: the streaming keyword scanner the prefix consumers feed, in order,
-  whatever order the chunks arrived in (:mod:`backend.services.pdf_scan`).
+  whatever order the chunks arrived in (:mod:`backend.services.pdf.scan`).
 - ``on_findings``: the scanner's new findings go through the policy. Flagged ones are
   told to the session's listeners; a rejecting one fails the session at once (its bytes
   are removed, later chunks get ``security_rejected``).
 - ``inspect``: on completion, qpdf opens the file in a worker thread and walks every
-  object, object streams included (:mod:`backend.services.pdf_inspect`); its findings and
+  object, object streams included (:mod:`backend.services.pdf.inspect`); its findings and
   the streaming ones make the document's ``security`` and its verdict.
 """
 
@@ -22,10 +22,10 @@ from typing import Any
 
 from backend.errors import NotAPdf, SecurityRejected
 from backend.services.live import LiveSession
-from backend.services.pdf_inspect import InspectLimits, Inspection, inspect_pdf
-from backend.services.pdf_scan import Finding, PdfStreamScanner, ScanLimits
+from backend.services.pdf.inspect import InspectLimits, Inspection, inspect_pdf
+from backend.services.pdf.scan import Finding, PdfStreamScanner, ScanLimits
 from backend.services.progress import ProgressReporter
-from backend.services.security_policy import SecurityPolicy
+from backend.services.pdf.policy import SecurityPolicy
 from backend.settings import MIB, Settings
 
 HEADER_WINDOW = 1024

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from backend.services.progress import Envelope
-from backend.services.security_policy import DEFAULT_REJECT_KINDS
+from backend.services.pdf.policy import DEFAULT_REJECT_KINDS
 from tests.conftest import MIB, Api
 from tests.security_corpus import Sample, session_corpus
 

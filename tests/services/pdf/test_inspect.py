@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from backend import errors
-from backend.services.pdf_inspect import InspectLimits, Inspection, inspect_pdf
+from backend.services.pdf.inspect import InspectLimits, Inspection, inspect_pdf
 from tests.security_corpus import Sample, session_corpus
 
 SHARED_DIR = Path(os.environ.get("PDF_CORPUS_DIR", "/work/shared/corpus"))

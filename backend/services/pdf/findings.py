@@ -1,8 +1,8 @@
 """What the PDF scanners report: :class:`Finding`, the finding kinds, executable checks.
 
-Shared by the streaming scanner (:mod:`backend.services.pdf_scan`), the deep inspection
-on completion (:mod:`backend.services.pdf_inspect`) and the verdict
-(:mod:`backend.services.security_policy`). Pure data and pure functions, no I/O.
+Shared by the streaming scanner (:mod:`backend.services.pdf.scan`), the deep inspection
+on completion (:mod:`backend.services.pdf.inspect`) and the verdict
+(:mod:`backend.services.pdf.policy`). Pure data and pure functions, no I/O.
 """
 
 from __future__ import annotations

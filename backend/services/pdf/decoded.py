@@ -1,6 +1,6 @@
 """How big a PDF stream is once decoded, found without ever holding it in memory.
 
-The decompression-bomb guard of :mod:`backend.services.pdf_inspect`. Flate chains (with
+The decompression-bomb guard of :mod:`backend.services.pdf.inspect`. Flate chains (with
 ASCII-hex/85 before them) are inflated incrementally, output discarded, stopping as
 soon as a cap is passed. Image codecs are sized from ``/Width``, ``/Height``,
 ``/BitsPerComponent`` and the colour components. Filters that can expand a lot but are

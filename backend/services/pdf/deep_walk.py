@@ -14,11 +14,11 @@ from typing import Final
 
 import pikepdf
 
-from backend.services.pdf_decoded import filter_names, head_bytes
-from backend.services.pdf_findings import (
+from backend.services.pdf.decoded import filter_names, head_bytes
+from backend.services.pdf.findings import (
     looks_executable_content, looks_executable_mime, looks_executable_name, printable,
 )
-from backend.services.pdf_judge import ACTION_KINDS, Judge
+from backend.services.pdf.judge import ACTION_KINDS, Judge
 
 _Container = pikepdf.Dictionary | pikepdf.Array | pikepdf.Stream
 _MEDIA: Final = frozenset({"/Screen", "/Movie", "/Sound"})

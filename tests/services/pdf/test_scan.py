@@ -2,7 +2,7 @@
 
 Throughput benchmark (not part of the test run)::
 
-    .venv/bin/python -m tests.services.test_pdf_scan
+    .venv/bin/python -m tests.services.pdf.test_scan
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from pdfid import pdfid
 
-from backend.services.pdf_findings import Finding
-from backend.services.pdf_scan import PdfStreamScanner, ScanLimits
-from backend.services.pdf_syntax import KEYWORD_NAMES, STREAM_NAMES_RE
+from backend.services.pdf.findings import Finding
+from backend.services.pdf.scan import PdfStreamScanner, ScanLimits
+from backend.services.pdf.syntax import KEYWORD_NAMES, STREAM_NAMES_RE
 from tests.security_corpus import SPLIT_AT, Sample, session_corpus
 
 MIB = 1 << 20

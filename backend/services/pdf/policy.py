@@ -3,7 +3,7 @@
 A :class:`SecurityPolicy` sorts finding kinds (:data:`FINDING_KINDS`) into *reject*
 (the upload is refused: ``SecurityRejected``), *flag* (accepted, marked for people) and
 the rest (ignored). It works the same on streaming findings
-(:mod:`backend.services.pdf_scan`) and deep ones (:mod:`backend.services.pdf_inspect`).
+(:mod:`backend.services.pdf.scan`) and deep ones (:mod:`backend.services.pdf.inspect`).
 
 Defaults: reject JavaScript, launch actions, XFA forms and executable-looking embedded
 files (``embedded_executable``; plain ``embedded_file`` is only flagged), and
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from backend.services.pdf_findings import FINDING_KINDS, Finding
+from backend.services.pdf.findings import FINDING_KINDS, Finding
 
 Verdict = Literal["clean", "flagged", "rejected"]
 

@@ -8,15 +8,15 @@ happens on the few matches, in Python:
   finds the pdfid vocabulary names, plus candidates for ``#xx``-escaped names.
 * :data:`OBJECT_NAMES_RE` runs over object syntax (dictionaries, the trailer, inflated
   object streams) and adds the context names. Structural words (``obj``, ``stream``,
-  ``%%EOF``...) are counted apart (:func:`~backend.services.pdf_structure.count_words`):
+  ``%%EOF``...) are counted apart (:func:`~backend.services.pdf.structure.count_words`):
   a regex alternation that does not start with one literal byte is slow in ``re``.
 
 Names are counted with pdfid's notion of a word (an alphanumeric run after ``/`` with
 ``#xx`` decoded), so counts compare with pdfid; findings use PDF's notion of a name (a
 token that ends at a delimiter), so ``/JSX`` is not ``/JS``.
 
-Companions: :mod:`backend.services.pdf_values` reads the value after a name,
-:mod:`backend.services.pdf_structure` knows objects, words, stream dictionaries and cuts
+Companions: :mod:`backend.services.pdf.values` reads the value after a name,
+:mod:`backend.services.pdf.structure` knows objects, words, stream dictionaries and cuts
 the input into windows.
 """
 

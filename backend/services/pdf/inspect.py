@@ -2,8 +2,8 @@
 
 Call :func:`inspect_pdf` from a worker thread (it is plain synchronous code). It opens
 the file with qpdf, refuses what cannot be inspected safely, walks every object
-(:mod:`backend.services.pdf_deep_walk`) and returns an :class:`Inspection`; turning its
-findings into a verdict is :mod:`backend.services.security_policy`'s job.
+(:mod:`backend.services.pdf.deep_walk`) and returns an :class:`Inspection`; turning its
+findings into a verdict is :mod:`backend.services.pdf.policy`'s job.
 
 Refusals (exceptions from :mod:`backend.errors`):
 
@@ -14,12 +14,12 @@ Refusals (exceptions from :mod:`backend.errors`):
 * ``SecurityRejected`` - more pages or objects than the limits, or a stream that decodes
   beyond ``max_stream_bytes`` or expands more than ``max_ratio`` times past
   ``ratio_floor`` bytes (decompression bomb). Streams are never decoded whole into
-  memory: see :mod:`backend.services.pdf_decoded`.
+  memory: see :mod:`backend.services.pdf.decoded`.
 
 Encryption: a file that opens with the empty user password is inspected like any other
 and carries an ``encrypted`` finding. A file that needs a password cannot be inspected:
 it is *not* raised but returned with ``scanned=False`` and a ``password_protected``
-finding, which the default :class:`~backend.services.security_policy.SecurityPolicy`
+finding, which the default :class:`~backend.services.pdf.policy.SecurityPolicy`
 rejects (fail closed; configurable).
 """
 
@@ -32,9 +32,9 @@ from typing import Any, Final
 import pikepdf
 
 from backend.errors import InvalidPdf, NotAPdf, SecurityRejected
-from backend.services.pdf_decoded import TooBig, decoded_size
-from backend.services.pdf_deep_walk import DeepWalk
-from backend.services.pdf_findings import Finding
+from backend.services.pdf.decoded import TooBig, decoded_size
+from backend.services.pdf.deep_walk import DeepWalk
+from backend.services.pdf.findings import Finding
 
 _MIB: Final = 1 << 20
 _TAIL: Final = 1024

@@ -3,7 +3,7 @@
 At a ``stream`` keyword, :class:`StreamBodies` reads the stream dictionary and then
 consumes the body: names in it are counted like pdfid does (never judged: stream data is
 not syntax), object streams are inflated and scanned as object syntax
-(:mod:`backend.services.pdf_inflate`), and embedded files have their first bytes checked
+(:mod:`backend.services.pdf.inflate`), and embedded files have their first bytes checked
 for executable signatures.
 
 Where a body ends: a direct ``/Length`` is trusted when ``endstream`` follows it (for
@@ -19,13 +19,13 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from backend.services.pdf_findings import (
+from backend.services.pdf.findings import (
     looks_executable_content, looks_executable_mime, printable,
 )
-from backend.services.pdf_inflate import BoundedInflater, ObjStmScanner
-from backend.services.pdf_judge import Judge
-from backend.services.pdf_structure import StreamDict, enclosing_object, parse_stream_dict
-from backend.services.pdf_syntax import (
+from backend.services.pdf.inflate import BoundedInflater, ObjStmScanner
+from backend.services.pdf.judge import Judge
+from backend.services.pdf.structure import StreamDict, enclosing_object, parse_stream_dict
+from backend.services.pdf.syntax import (
     CONTEXT, ENDSTREAM, KEYWORD_NAMES, STREAM_NAMES_RE, read_name,
 )
 

@@ -3,9 +3,9 @@
 Feed :class:`PdfStreamScanner` the file's bytes in order, in pieces of any size; it
 reports as early as possible what the file holds: the ``%PDF-`` header, pdfid-compatible
 keyword counts, and :class:`Finding` s judged from object syntax
-(:mod:`backend.services.pdf_judge`), including what hides in Flate-compressed object
+(:mod:`backend.services.pdf.judge`), including what hides in Flate-compressed object
 streams, inflated on the fly within :class:`ScanLimits`
-(:mod:`backend.services.pdf_streams`). Results never depend on how the data was cut
+(:mod:`backend.services.pdf.streams`). Results never depend on how the data was cut
 into pieces, so a scanner rebuilt by re-feeding a prefix from disk equals the original.
 
 Outside streams it reads object syntax: names (counted and judged) and structural words
@@ -26,15 +26,15 @@ import copy
 import re
 from typing import Any, Final
 
-from backend.services.pdf_findings import Finding, printable
-from backend.services.pdf_judge import Judge
-from backend.services.pdf_streams import ScanLimits, StreamBodies
-from backend.services.pdf_structure import Windowed, count_words, enclosing_object
-from backend.services.pdf_syntax import (
+from backend.services.pdf.findings import Finding, printable
+from backend.services.pdf.judge import Judge
+from backend.services.pdf.streams import ScanLimits, StreamBodies
+from backend.services.pdf.structure import Windowed, count_words, enclosing_object
+from backend.services.pdf.syntax import (
     JUDGED_NAMES, KEYWORD_NAMES, LOOK, OBJECT_NAMES_RE, PDFID_KEYWORDS, WHITESPACE, is_word_at,
     read_name,
 )
-from backend.services.pdf_values import in_string
+from backend.services.pdf.values import in_string
 
 __all__ = ["Finding", "PdfStreamScanner", "ScanLimits"]
 

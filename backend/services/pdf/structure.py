@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from backend.services.pdf_syntax import (
+from backend.services.pdf.syntax import (
     CONTEXT, DELIMITER_CLASS, NAME_TOKEN_RE, decode_name, is_word_at,
 )
 

@@ -1,6 +1,6 @@
 """Reading PDF values next to a name: what kind of value follows, and string contents.
 
-Bounded helpers for judging names in context (:mod:`backend.services.pdf_judge`): they
+Bounded helpers for judging names in context (:mod:`backend.services.pdf.judge`): they
 never read past the ``end`` they are given and decode at most 1 KiB of a string.
 """
 
@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from backend.services.pdf_syntax import DELIMITER_CLASS, HEX_DIGITS, WHITESPACE, decode_name
+from backend.services.pdf.syntax import DELIMITER_CLASS, HEX_DIGITS, WHITESPACE, decode_name
 
 _D: Final = DELIMITER_CLASS
 _W: Final = rb"[\x00\t\n\x0c\r ]"

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from backend.services.pdf_findings import FINDING_KINDS, Finding
-from backend.services.pdf_inspect import inspect_pdf
-from backend.services.pdf_scan import PdfStreamScanner
-from backend.services.security_policy import DEFAULT_REJECT_KINDS, SecurityPolicy
+from backend.services.pdf.findings import FINDING_KINDS, Finding
+from backend.services.pdf.inspect import inspect_pdf
+from backend.services.pdf.scan import PdfStreamScanner
+from backend.services.pdf.policy import DEFAULT_REJECT_KINDS, SecurityPolicy
 from tests.security_corpus import Sample, session_corpus
 
 

@@ -16,10 +16,10 @@ import zlib
 from bisect import bisect_right
 from typing import Final
 
-from backend.services.pdf_judge import Judge
-from backend.services.pdf_structure import Windowed
-from backend.services.pdf_syntax import JUDGED_NAMES, KEYWORD_NAMES, OBJECT_NAMES_RE, read_name
-from backend.services.pdf_values import in_string
+from backend.services.pdf.judge import Judge
+from backend.services.pdf.structure import Windowed
+from backend.services.pdf.syntax import JUDGED_NAMES, KEYWORD_NAMES, OBJECT_NAMES_RE, read_name
+from backend.services.pdf.values import in_string
 _PAIR_RE: Final = re.compile(rb"(\d{1,10})[\x00\t\n\x0c\r ]+(\d{1,12})")
 _MAX_HEADER: Final = 1 << 20
 

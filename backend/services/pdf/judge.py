@@ -5,7 +5,7 @@ meets *in object syntax* (dictionaries outside stream bodies, and inflated objec
 streams). Names inside stream bodies are only counted, never judged: an image whose
 pixels happen to spell ``/JavaScript`` is not JavaScript.
 
-Judgement uses bounded look-around (:data:`~backend.services.pdf_syntax.LOOK` bytes):
+Judgement uses bounded look-around (:data:`~backend.services.pdf.syntax.LOOK` bytes):
 ``/OpenAction`` counts only when its action is not a plain ``/GoTo`` (an inline action
 dictionary, or an indirect one resolved through the ``/S`` types recorded per object);
 ``/URI`` reports the link; ``/EF`` and ``/EmbeddedFiles`` report executable-looking
@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from backend.services.pdf_findings import Finding, looks_executable_name, printable
-from backend.services.pdf_syntax import LOOK, decode_name
-from backend.services.pdf_values import peek_value, read_string, text_of
+from backend.services.pdf.findings import Finding, looks_executable_name, printable
+from backend.services.pdf.syntax import LOOK, decode_name
+from backend.services.pdf.values import peek_value, read_string, text_of
 
 #: Action types (``/S`` values) by finding kind; types not listed (GoTo, Named, ...) are
 #: harmless navigation.
