@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import pikepdf
@@ -68,9 +69,16 @@ def _image_size(d: pikepdf.Dictionary) -> int | None:
     return (w * h * comps * bpc + 7) // 8
 
 
-def inflated_size(data: bytes, layers: int, cap: int) -> int:
-    """Size of ``data`` after ``layers`` rounds of zlib inflation; raises :class:`TooBig`
-    past ``cap``. Corrupt data counts what inflated before the error."""
+RawPieces = Callable[[pikepdf.Stream], Iterable[bytes]]
+#: Encoded streams up to this size are read through qpdf in one piece; larger ones come
+#: from ``raw_pieces`` (the file, a block at a time) so that RSS stays flat.
+IN_MEMORY_MAX: Final = 16 << 20
+
+
+def inflated_size(data: bytes | Iterable[bytes], layers: int, cap: int) -> int:
+    """Size of ``data`` (bytes, or pieces of it) after ``layers`` rounds of zlib
+    inflation; raises :class:`TooBig` past ``cap``. Corrupt data counts what inflated
+    before the error."""
     decoders = [zlib.decompressobj() for _ in range(layers)]
     total = 0
 
@@ -86,12 +94,14 @@ def inflated_size(data: bytes, layers: int, cap: int) -> int:
             push(level + 1, d.decompress(chunk, _OUT))
             chunk = d.unconsumed_tail
 
-    view = memoryview(data)
+    pieces = [data] if isinstance(data, bytes) else data
     try:
-        for i in range(0, len(data), _IN):
-            if decoders[0].eof:
-                break
-            push(0, bytes(view[i:i + _IN]))
+        for piece in pieces:
+            view = memoryview(piece)
+            for i in range(0, len(view), _IN):
+                if decoders[0].eof:
+                    return total
+                push(0, bytes(view[i:i + _IN]))
     except zlib.error:
         pass
     return total
@@ -109,57 +119,81 @@ def _ascii_decode(data: bytes, name: str) -> bytes:
         return b""
 
 
-def decoded_size(stream: pikepdf.Stream, cap: int, max_ratio: int = 0, ratio_floor: int = 0) -> int:
+def _encoded_length(stream: pikepdf.Stream) -> int | None:
+    return _int(stream.stream_dict.get("/Length"))
+
+
+def decoded_size(stream: pikepdf.Stream, cap: int, max_ratio: int = 0, ratio_floor: int = 0,
+                 raw_pieces: RawPieces | None = None) -> int:
     """The decoded size of ``stream`` (image codecs: estimated from the dimensions).
 
     Raises :class:`TooBig` if it exceeds ``cap``; or, with ``max_ratio``, if it exceeds
     ``ratio_floor`` bytes *and* ``max_ratio`` times the encoded size (a bomb); or, for
     LZW/RunLength data too big to decode safely, if it could exceed the cap. Inflation
-    stops at the first byte past the limit.
+    stops at the first byte past the limit. Unfiltered and image streams are never read;
+    Flate streams over :data:`IN_MEMORY_MAX` are inflated from ``raw_pieces`` when given.
     """
     d = stream.stream_dict
     dl = _int(d.get("/DL"))
     if dl is not None and dl > cap:
         raise TooBig(f"declares a decoded length (/DL) of {dl} bytes")
-    raw = stream.read_raw_bytes()
-    limit = cap if not max_ratio else min(cap, max(ratio_floor, len(raw) * max_ratio))
+    filters = filter_names(stream)
+    length = _encoded_length(stream)
+    raw: bytes | None = None
+    if length is None or (length <= IN_MEMORY_MAX or raw_pieces is None) and filters:
+        raw = stream.read_raw_bytes()
+        length = len(raw)
+    limit = cap if not max_ratio else min(cap, max(ratio_floor, length * max_ratio))
 
     def checked(size: int) -> int:
         if size > limit:
-            raise TooBig(f"decodes to {size} bytes from {len(raw)}")
+            raise TooBig(f"decodes to {size} bytes from {length}")
         return size
 
-    filters = filter_names(stream)
     if not filters:
-        return len(raw)
+        return length
     if any(f in _IMAGE_CODECS for f in filters):
         size = _image_size(d)
-        return checked(size) if size is not None else len(raw)
+        return checked(size) if size is not None else length
     if all(f in FLATE or f in _ASCII for f in filters):
-        data = raw
-        while filters and filters[0] in _ASCII:
-            data = _ascii_decode(data, filters.pop(0))
+        if raw is None and any(f in _ASCII for f in filters):
+            raise TooBig(f"is a {length}-byte ASCII-encoded stream, too big to decode here")
         layers = sum(1 for f in filters if f in FLATE)
         if layers > _MAX_LAYERS:
             raise TooBig(f"is compressed {layers} times over")
+        data: bytes | Iterable[bytes]
+        if raw is None:
+            assert raw_pieces is not None
+            data = raw_pieces(stream)
+        else:
+            data = raw
+            while filters and filters[0] in _ASCII:
+                data = _ascii_decode(data, filters.pop(0))
         try:
-            return inflated_size(data, layers, limit) if layers else len(data)
+            if not layers:  # ASCII filters only: decoded in memory above
+                return len(data) if isinstance(data, bytes) else length
+            return inflated_size(data, layers, limit)
         except TooBig:
-            raise TooBig(f"decodes to more than {limit} bytes from {len(raw)}") from None
+            raise TooBig(f"decodes to more than {limit} bytes from {length}") from None
     if all(f in FLATE or f in _ASCII or f in _EXPANSION for f in filters):
-        bound = len(raw)
+        bound = length
         for f in filters:
             bound *= _EXPANSION.get(f, 1032 if f in FLATE else 1)
         if bound > cap:
             raise TooBig(f"uses {'/'.join(filters)}, whose output cannot be bounded below the cap")
         return checked(len(stream.read_bytes()))
-    return len(raw)  # unknown or crypt filters: not decodable here
+    return length  # unknown or crypt filters: not decodable here
 
 
-def head_bytes(stream: pikepdf.Stream, n: int) -> bytes:
-    """The first ``n`` decoded bytes of a stream (unfiltered or Flate only), else b""."""
+def head_bytes(stream: pikepdf.Stream, n: int, raw_pieces: RawPieces | None = None) -> bytes:
+    """The first ``n`` decoded bytes of a stream (unfiltered or Flate only), else b"".
+    A big stream is not read whole when ``raw_pieces`` can give its first block."""
     filters = filter_names(stream)
-    raw = stream.read_raw_bytes()
+    length = _encoded_length(stream)
+    if raw_pieces is not None and length is not None and length > IN_MEMORY_MAX:
+        raw = next(iter(raw_pieces(stream)), b"")[:_IN]
+    else:
+        raw = stream.read_raw_bytes()
     if not filters:
         return raw[:n]
     if all(f in FLATE for f in filters):

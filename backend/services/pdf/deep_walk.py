@@ -14,7 +14,7 @@ from typing import Final
 
 import pikepdf
 
-from backend.services.pdf.decoded import filter_names, head_bytes
+from backend.services.pdf.decoded import RawPieces, filter_names, head_bytes
 from backend.services.pdf.findings import (
     looks_executable_content, looks_executable_mime, looks_executable_name, printable,
 )
@@ -42,8 +42,9 @@ class DeepWalk:
     refuse the file); ``on_error(message)`` is told about objects that cannot be read."""
 
     def __init__(self, per_kind_cap: int, size_of: Callable[[pikepdf.Stream], int],
-                 on_error: Callable[[str], None]) -> None:
+                 on_error: Callable[[str], None], raw_pieces: RawPieces | None = None) -> None:
         self.log = Judge(per_kind_cap)
+        self._raw_pieces = raw_pieces
         self.object_streams = 0
         self.largest_stream = 0
         self._size_of = size_of
@@ -95,7 +96,7 @@ class DeepWalk:
             if mime and looks_executable_mime(mime):
                 self.add("embedded_executable", f"embedded file of type {printable(mime, 80)} "
                          f"(object {num})")
-            head = head_bytes(stream, 8)
+            head = head_bytes(stream, 8, self._raw_pieces)
             if looks_executable_content(head):
                 self.add("embedded_executable", f"embedded file content is an executable "
                          f"({printable(head[:4])}...) (object {num})")

@@ -25,6 +25,8 @@ rejects (fail closed; configurable).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -38,6 +40,8 @@ from backend.services.pdf.findings import Finding
 
 _MIB: Final = 1 << 20
 _TAIL: Final = 1024
+_WINDOW: Final = 1 << 20  # where a stream object's dictionary must end
+_BLOCK: Final = 1 << 20  # raw stream data read per call
 
 
 @dataclass(frozen=True)
@@ -116,19 +120,56 @@ def inspect_pdf(path: Path, limits: InspectLimits | None = None) -> Inspection:
     except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
         raise InvalidPdf(f"damaged PDF: {exc}") from exc
     with pdf:
-        return _inspect_open(pdf, limits)
+        return _inspect_open(pdf, limits, path)
 
 
-def _inspect_open(pdf: pikepdf.Pdf, limits: InspectLimits) -> Inspection:
+class FileStreams:
+    """Raw (still encoded) stream data read from the file a block at a time, found through
+    the xref table: how big streams are measured without qpdf loading them whole.
+    Not for encrypted files (their bytes on disk are ciphertext)."""
+
+    _START = re.compile(rb">>[\x00\t\n\x0c\r ]*stream(?:\r\n|\n|\r)")
+
+    def __init__(self, path: Path, offsets: dict[tuple[int, int], int]) -> None:
+        self.path = path
+        self.offsets = offsets
+
+    def __call__(self, stream: pikepdf.Stream) -> Iterator[bytes]:
+        offset = self.offsets.get(stream.objgen)
+        length = stream.stream_dict.get("/Length")
+        if offset is None or not isinstance(length, int):
+            raise TooBig("is too big to read whole and cannot be located in the file")
+        with self.path.open("rb") as f:
+            f.seek(offset)
+            window = f.read(_WINDOW)
+            start = self._START.search(window)
+            if start is None:
+                raise TooBig("is too big to read whole and its data cannot be found in the file")
+            f.seek(offset + start.end())
+            left = length
+            while left > 0:
+                block = f.read(min(_BLOCK, left))
+                if not block:
+                    return
+                left -= len(block)
+                yield block
+
+
+def _inspect_open(pdf: pikepdf.Pdf, limits: InspectLimits, path: Path) -> Inspection:
     errors: list[str] = []
     measured: dict[tuple[int, int], int] = {}
+    raw_pieces: FileStreams | None = None
+    if not pdf.is_encrypted:
+        offsets = {key: e.offset for key, e in pdf.get_xref_table().items()
+                   if e.type == 1 and e.offset is not None}
+        raw_pieces = FileStreams(path, offsets)
 
     def size_of(stream: pikepdf.Stream) -> int:
         if stream.objgen in measured:
             return measured[stream.objgen]
         try:
             size = decoded_size(stream, limits.max_stream_bytes, limits.max_ratio,
-                                limits.ratio_floor)
+                                limits.ratio_floor, raw_pieces)
         except TooBig as exc:
             raise SecurityRejected(f"decompression bomb: stream {stream.objgen[0]} {exc}") from exc
         except pikepdf.PdfError as exc:
@@ -155,7 +196,7 @@ def _inspect_open(pdf: pikepdf.Pdf, limits: InspectLimits) -> Inspection:
         raise SecurityRejected(f"too many pages: {page_count} (limit {limits.max_pages})")
     if page_count == 0:
         raise InvalidPdf("damaged PDF: no pages")
-    walk = DeepWalk(limits.max_findings_per_kind, size_of, errors.append)
+    walk = DeepWalk(limits.max_findings_per_kind, size_of, errors.append, raw_pieces)
     walk.walk(objects)
     if pdf.is_encrypted:
         walk.add("encrypted", "document is encrypted (opens without a password)")

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import pikepdf
 import pytest
 
 from backend import errors
@@ -168,3 +169,24 @@ def test_shared_corpus_matches_the_manifest() -> None:
         if extra:
             problems.append((name, f"unexpected {sorted(extra)}"))
     assert not problems
+
+
+def test_big_streams_are_measured_from_the_file(tmp_path: Path) -> None:
+    """A Flate stream over IN_MEMORY_MAX is inflated from the file a block at a time
+    (qpdf never loads it), and the bytes read are exactly qpdf's raw stream data."""
+    import random
+
+    from backend.services.pdf.decoded import IN_MEMORY_MAX
+    from backend.services.pdf.inspect import FileStreams
+
+    data = random.Random(5).randbytes(IN_MEMORY_MAX + (1 << 20))
+    pdf = pikepdf.new()
+    pdf.add_blank_page()
+    pdf.pages[0].Contents = pdf.make_stream(data)
+    path = tmp_path / "big.pdf"
+    pdf.save(path, compress_streams=True, stream_decode_level=pikepdf.StreamDecodeLevel.none)
+    with pikepdf.open(path) as opened:
+        stream = opened.pages[0].Contents
+        offsets = {k: e.offset for k, e in opened.get_xref_table().items() if e.type == 1 and e.offset}
+        assert b"".join(FileStreams(path, offsets)(stream)) == stream.read_raw_bytes()
+    assert inspect_pdf(path).largest_stream == len(data)
