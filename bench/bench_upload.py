@@ -147,6 +147,19 @@ class Server:
         t = self.proc.cpu_times()  # every thread of the process
         return t.user + t.system
 
+    def counters(self) -> tuple[int, int]:
+        """(minor page faults, context switches of every live thread): where the kernel time goes."""
+        minflt = int(Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+        switches = 0
+        for task in Path(f"/proc/{self.popen.pid}/task").iterdir():
+            try:
+                for line in (task / "status").read_text().splitlines():
+                    if line.endswith("ctxt_switches:") or "ctxt_switches:" in line:
+                        switches += int(line.split()[1])
+            except OSError:
+                continue  # a thread that just ended
+        return minflt, switches
+
     def stop(self) -> None:
         self.popen.terminate()
         try:
@@ -189,8 +202,11 @@ async def post_json(http: aiohttp.ClientSession, url: str, expect: int,
 
 
 async def upload(http: aiohttp.ClientSession, base: str, src: Source, chunk_size: int,
-                 checksums: list[str], parallel: int) -> dict[str, Any]:
-    """Initiate, send every chunk (``parallel`` in flight), complete: timed inclusive."""
+                 checksums: list[str], parallel: int,
+                 cpu: Callable[[], float] = lambda: 0.0) -> dict[str, Any]:
+    """Initiate, send every chunk (``parallel`` in flight), complete: timed inclusive.
+    Also reports the chunk phase alone (initiate to the last chunk's answer; ``cpu``:
+    the server's CPU seconds so far), which /complete's inspection does not dilute."""
     fd = os.open(src.path, os.O_RDONLY)
     retries = 0
     try:
@@ -212,7 +228,9 @@ async def upload(http: aiohttp.ClientSession, base: str, src: Source, chunk_size
                 _, n = await post_json(http, url, 200, lambda: {"data": chunk_form(fields, fd, offset, length)})
                 retries += n
 
+        cpu0 = cpu()
         await asyncio.gather(*(worker() for _ in range(parallel)))
+        chunks_s, chunks_cpu = time.perf_counter() - start, cpu() - cpu0
         done, _ = await post_json(http, f"{base}{API}/complete/{sess['session_id']}", 200)
         elapsed = time.perf_counter() - start
     finally:
@@ -220,7 +238,9 @@ async def upload(http: aiohttp.ClientSession, base: str, src: Source, chunk_size
     doc = done["document"]
     if doc["sha256"] != src.sha256 or doc["file_size"] != src.size:
         raise RuntimeError(f"stored document differs from the source: {doc}")
-    return {"seconds": elapsed, "mib_s": src.size / MIB / elapsed, "retries": retries}
+    return {"seconds": elapsed, "mib_s": src.size / MIB / elapsed, "retries": retries,
+            "chunks_mib_s": src.size / MIB / chunks_s, "chunks_server_cpu_s": chunks_cpu,
+            "complete_s": elapsed - chunks_s}
 
 
 async def run_case(root: Path, name: str, src: Source, warm: Source, chunk_mib: int, runs: int,
@@ -242,14 +262,16 @@ async def run_case(root: Path, name: str, src: Source, warm: Source, chunk_mib: 
                     os.sync()  # no earlier run's writeback competing for the 2 cores
                     floors.append(floor_mib_s(src, root / "floor.out"))
                 os.sync()
-                cpu0, client0 = server.cpu_seconds(), time.process_time()
+                cpu0, client0, (flt0, sw0) = server.cpu_seconds(), time.process_time(), server.counters()
                 sampler = RssSampler(server.proc)
                 sampler.start()
                 try:
-                    res = await upload(http, server.url, src, chunk_size, checksums, parallel)
+                    res = await upload(http, server.url, src, chunk_size, checksums, parallel, server.cpu_seconds)
                 finally:
                     peak = sampler.stop()
+                flt1, sw1 = server.counters()
                 res.update(server_cpu_s=server.cpu_seconds() - cpu0, client_cpu_s=time.process_time() - client0,
+                           minor_faults=flt1 - flt0, ctx_switches=sw1 - sw0,
                            peak_rss_mib=peak / MIB, rss_samples=sampler.samples)
                 results.append(res)
             async with http.get(server.url + API + "/memory-stats") as r:

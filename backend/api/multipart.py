@@ -82,7 +82,10 @@ class ChunkForm:
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._in_file:
-            self._events.append(("data", memoryview(data)[start:end]))
+            # A whole received message is passed on as it is (no view), so consumers
+            # that need ``bytes`` (the PDF scanner) do not have to copy it.
+            piece = data if start == 0 and end == len(data) else memoryview(data)[start:end]
+            self._events.append(("data", piece))
         else:
             self._field_buf += data[start:end]
             if len(self._field_buf) > MAX_FIELD:
@@ -118,7 +121,7 @@ class ChunkForm:
             if not await self._feed():
                 break
 
-    async def file_data(self) -> AsyncIterator[memoryview]:
+    async def file_data(self) -> AsyncIterator[bytes | memoryview]:
         if not self._file_seen:
             raise InvalidRequest("the form has no 'file' part")
         while True:

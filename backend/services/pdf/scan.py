@@ -43,6 +43,15 @@ _VERSION_RE: Final = re.compile(rb"\d{1,2}\.\d{1,2}")
 _DICT_CLOSE_RE: Final = re.compile(rb">>(?:[\x00\t\n\x0c\r ]|%[^\r\n]*[\r\n])*\Z")
 
 
+def _as_bytes(data: bytes | bytearray | memoryview) -> bytes | bytearray:
+    """``bytes`` methods are needed below; a view of a whole ``bytes`` object costs no copy."""
+    if isinstance(data, memoryview):
+        if isinstance(data.obj, bytes) and data.nbytes == len(data.obj) and data.contiguous:
+            return data.obj
+        return data.tobytes()
+    return data
+
+
 class PdfStreamScanner(Windowed):
     """Incremental scanner for one PDF file. Not thread-safe: one feeder at a time.
 
@@ -102,7 +111,7 @@ class PdfStreamScanner(Windowed):
         """
         if self._finished:
             raise RuntimeError("feed() after finish()")
-        piece = data.tobytes() if isinstance(data, memoryview) else data
+        piece = _as_bytes(data)
         if not self.header_decided:
             take = piece[: HEADER_WINDOW + 16 - len(self._head)]
             self._head += take
