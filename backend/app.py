@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,12 +11,15 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 
-from backend.api import documents, security, streaming, websocket
-from backend.api.errors import install_error_handlers
+from backend.api import documents, search, security, streaming, websocket
+from backend.api.errors import envelope, install_error_handlers
+from backend.errors import NotFound
 from backend.services.container import build_services
 from backend.settings import Settings, get_settings
 
-FRONTEND = Path(__file__).resolve().parent.parent / "frontend"
+FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"  # written by `make frontend`
+STATIC_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+STATIC_TYPES = {".js": "text/javascript", ".map": "application/json", ".css": "text/css", ".html": "text/html"}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,16 +45,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(streaming.router)
     app.include_router(security.router)
+    app.include_router(search.router)  # before documents: /search is not a {doc_id}
     app.include_router(documents.router)
     app.include_router(websocket.router)
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(FRONTEND / "index.html", media_type="text/html")
+    @app.get("/", include_in_schema=False, response_model=None)
+    async def index() -> FileResponse | JSONResponse:
+        page = FRONTEND_DIST / "index.html"
+        if not page.is_file():
+            return envelope(503, "frontend_not_built", "frontend not built: run make run (or make frontend)")
+        return FileResponse(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
-    @app.get("/upload.js", include_in_schema=False)
-    async def upload_js() -> FileResponse:
-        return FileResponse(FRONTEND / "upload.js", media_type="text/javascript")
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> FileResponse:
+        """The built page's files (``frontend/dist``, flat: no sub-directories)."""
+        path = FRONTEND_DIST / name
+        if not STATIC_NAME.match(name) or not path.is_file():
+            raise NotFound(f"no static file {name!r}")
+        media = STATIC_TYPES.get(path.suffix, "application/octet-stream")
+        return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
 
     @app.get("/health", tags=["operations"])
     async def health() -> JSONResponse:

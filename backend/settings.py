@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     max_stream_mb: float = Field(256, gt=0, description="Largest decompressed stream (decompression-bomb guard).")
     max_compression_ratio: int = Field(500, gt=0, description="Largest decoded/encoded ratio above 16 MiB.")
     reject_damaged: bool = Field(False, description="Refuse files qpdf has to repair.")
+    import_workers: int = Field(1, ge=1, le=8, description="Imports into the document index run at once.")
+    index_chunk_tokens: int = Field(512, ge=64, description="Tokens per indexed node (SentenceSplitter).")
+    embeddings: bool = Field(True, description="Use the embedding model when the [embeddings] extra is installed.")
+    embed_all: bool = Field(False, description="Embed every document (else only uploads with auto_build_index).")
     host: str = "127.0.0.1"
     port: int = 8000
 

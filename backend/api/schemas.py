@@ -92,7 +92,8 @@ class DocumentOut(BaseModel):
     pdf_version: str | None = None
     status: str
     security: dict[str, Any] = {}
-    index_status: str
+    index_status: str = Field(description="pending, importing, indexed, no_text or failed")
+    index_error: str | None = Field(None, description="Why the import failed (index_status failed)")
 
 
 class CompleteOut(BaseModel):

@@ -21,6 +21,7 @@ from backend.errors import (
     IntegrityFailed, SecurityRejected, SessionNotActive, UploadError, UploadIncomplete,
 )
 from backend.services.documents import DocumentService
+from backend.services.importer.service import ImportService
 from backend.services.live import LiveSession
 from backend.services.models import COMPLETED, FAILED, PROCESSING, UPLOADING
 from backend.services.prefix import PrefixService
@@ -54,6 +55,7 @@ class CompletionService:
         self.reporter = reporter
         self.pool = pool
         self.completed = 0
+        self.importer: ImportService | None = None  # set by the container
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -176,7 +178,11 @@ class CompletionService:
         live.touch()
         await self.sessions.save(live)
         self.completed += 1
-        self.reporter.status(live, "completed", "Upload complete", document_id=doc.id, duplicate=duplicate)
+        if not duplicate and self.importer is not None and doc.index_status != "indexed":
+            # the import's worker reports "importing" then "completed" (or "failed")
+            await self.importer.submit(doc, embed=s.auto_build_index)
+        else:
+            self.reporter.status(live, "completed", "Upload complete", document_id=doc.id, duplicate=duplicate)
         log.info("session %s: completed as document %d%s", live.id, doc.id, " (duplicate)" if duplicate else "")
         return Completed(doc, duplicate)
 

@@ -13,6 +13,7 @@ from backend.services.assembly import RESERVATION, AssemblyService
 from backend.services.backpressure import MemoryBudget
 from backend.services.completion import CompletionService
 from backend.services.documents import DocumentService
+from backend.services.importer.service import ImportService
 from backend.services.prefix import PrefixService
 from backend.services.progress import LocalProgressBus, ProgressReporter
 from backend.services.sessions import SessionService
@@ -24,6 +25,7 @@ from backend.storage.file_state import FileStateStore
 from backend.storage.local_blobs import LocalBlobStore
 from backend.storage.local_chunks import LocalChunkStore
 from backend.storage.sqlite_docs import SqliteDocumentRepository
+from backend.storage.sqlite_imports import SqliteImportQueue
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +43,12 @@ class Services:
     hub: WebSocketHub
     reporter: ProgressReporter
     repo: SqliteDocumentRepository
+    importer: ImportService
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def start(self) -> None:
         await self.sessions.load()
+        await self.importer.start()
         await self.completion.recover()
         await self.sessions.sweep()
         self.tasks.append(asyncio.create_task(self._sweeper(), name="sweeper"))
@@ -73,6 +77,7 @@ class Services:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await live.catchup_task
             await self.sessions.save(live)
+        await self.importer.stop()
         self.pool.shutdown(wait=True)
         self.assembly.stream_pool.shutdown(wait=True)
         self.repo.close()
@@ -101,5 +106,9 @@ def build_services(settings: Settings) -> Services:
     stream_pool = ThreadPoolExecutor(max_workers=2 * max_streams, thread_name_prefix="chunk")
     assembly = AssemblyService(sessions, prefix, chunks, validation, budget, reporter, pool, stream_pool)
     completion = CompletionService(sessions, prefix, validation, chunks, blobs, documents, reporter, pool)
+    queue = SqliteImportQueue(settings.data_dir / "documents.sqlite3")
+    importer = ImportService(settings, repo, queue, blobs, reporter, pool, sessions.live.get)
+    completion.importer = importer
+    documents.on_delete = importer.forget
     return Services(settings, pool, sessions, assembly, completion, documents, validation, stats, hub,
-                    reporter, repo)
+                    reporter, repo, importer)

@@ -4,7 +4,7 @@ content-addressed blob store, one copy per content whoever stores it)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ def document_view(doc: DocumentRecord, available: bool) -> dict[str, Any]:
         "status": doc.status,
         "security": doc.security,
         "index_status": doc.index_status,
+        "index_error": doc.index_error,
     }
 
 
@@ -38,6 +39,8 @@ class DocumentService:
         self.repo = repo
         self.blobs = blobs
         self.pool = pool
+        # the ImportService's hook: drop the deleted document's job and searchable text
+        self.on_delete: Callable[[DocumentRecord], Awaitable[None]] | None = None
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -74,6 +77,8 @@ class DocumentService:
         if not await self._run(self.repo.sha_in_use, doc.sha256):
             await self._run(self.blobs.delete, doc.sha256)
         assert isinstance(doc, DocumentRecord)
+        if self.on_delete is not None:
+            await self.on_delete(doc)
         return doc
 
     @staticmethod

@@ -129,6 +129,14 @@ class ProgressReporter:
         if status in ("completed", "failed", "cancelled"):
             self._last_sent.pop(sid, None)
 
+    def status_for(self, session_id: str, owner: str, client_ids: tuple[str, ...], status: str, message: str,
+                   **extra: Any) -> None:
+        """A status for a session the server no longer holds live (e.g. an import that
+        finishes after a restart): its room and the given clients hear it."""
+        event = {"type": "upload_status", "session_id": session_id, "status": status, "message": message}
+        event.update(extra)
+        self.bus.publish(Envelope(session_id, owner, client_ids, event))
+
     def memory_warning(self, live: LiveSession | None, usage_mb: float, limit_mb: float, warning: str) -> None:
         event = {"type": "memory_warning", "data": {
             "memory_usage_mb": round(usage_mb, 1), "memory_limit_mb": limit_mb, "warning": warning}}

@@ -10,6 +10,7 @@ import json
 import sqlite3
 import threading
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class DocumentRecord:
 
 
 _COLUMNS = [f for f in DocumentRecord.__dataclass_fields__]
+_BySha = dict[str, list[DocumentRecord]]  # (``list`` is a method name in the class below)
 
 
 class SqliteDocumentRepository:
@@ -138,3 +140,41 @@ class SqliteDocumentRepository:
     def sha_in_use(self, sha256: str) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM documents WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
+
+    # -- import status (the ImportService's view of a document) ----------------------------
+
+    def set_index_status(self, doc_id: int, status: str, error: str | None = None) -> None:
+        """``pending`` / ``importing`` / ``indexed`` / ``no_text`` / ``failed`` (with ``error``)."""
+        with self._lock:
+            self._db.execute("UPDATE documents SET index_status = ?, index_error = ? WHERE id = ?",
+                             (status, error, doc_id))
+
+    def indexed_shas(self, owner: str) -> set[str]:
+        """The contents whose text is searchable for ``owner``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT sha256 FROM documents WHERE owner = ? AND index_status = 'indexed'", (owner,)
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def indexed_by_sha(self, owner: str, shas: Sequence[str]) -> _BySha:
+        """``owner``'s indexed documents holding each of ``shas``, oldest first."""
+        if not shas:
+            return {}
+        marks = ", ".join("?" for _ in shas)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT * FROM documents WHERE owner = ? AND index_status = 'indexed' AND sha256 IN ({marks})"
+                " ORDER BY id", (owner, *shas)).fetchall()
+        out: _BySha = {}
+        for rec in map(self._record, rows):
+            if rec is not None:
+                out.setdefault(rec.sha256, []).append(rec)
+        return out
+
+    def sha_indexed(self, sha256: str) -> bool:
+        """Whether any document (any owner) holding this content is indexed."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT 1 FROM documents WHERE sha256 = ? AND index_status = 'indexed' LIMIT 1", (sha256,)
+            ).fetchone() is not None

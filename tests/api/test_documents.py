@@ -17,8 +17,10 @@ async def test_list_get_file_delete(api: Api, small_pdf: bytes) -> None:
     doc = await _store(api, small_pdf)
     listed = (await api.http.get("/api/documents")).json()
     assert [d["id"] for d in listed] == [doc["id"]]
+    await api.svc.importer.drain()  # the import runs after /complete: only index_status moves
     got = (await api.http.get(f"/api/documents/{doc['id']}")).json()
-    assert got == doc and got["page_count"] == 2 and got["pdf_version"] == "1.7"
+    assert got["index_status"] == "indexed" and doc["index_status"] == "pending"
+    assert {**got, "index_status": "pending"} == doc and got["page_count"] == 2 and got["pdf_version"] == "1.7"
 
     r = await api.http.get(f"/api/documents/{doc['id']}/file")
     assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"

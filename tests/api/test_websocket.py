@@ -38,7 +38,7 @@ def test_events_reach_the_client_without_asking(settings: Settings, small_pdf: b
         progress = [e["data"] for e in events if e["type"] == "upload_progress"]
         assert progress[-1]["progress_percentage"] == 100.0
         statuses = [e["status"] for e in events if e["type"] == "upload_status"]
-        assert statuses == ["processing", "completed"]
+        assert statuses == ["processing", "importing", "completed"]  # stored, then imported for search
 
 
 def test_rooms_and_pings(settings: Settings, small_pdf: bytes) -> None:

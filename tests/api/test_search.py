@@ -1,0 +1,153 @@
+"""Import after /complete, search, failures and reimport, delete, restart: through the API."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backend.app import create_app
+from backend.settings import Settings
+from tests.conftest import Api, envelope
+from tests.textpdf import make_blank_pdf, make_text_pdf, page_word
+
+import httpx
+
+
+async def _upload(api: Api, data: bytes, **fields: Any) -> dict[str, Any]:
+    s = await api.initiate(len(data), **fields)
+    await api.upload_all(s["session_id"], data, s["chunk_size"])
+    r = await api.complete(s["session_id"])
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def _search(api: Api, q: str, top_k: int = 5) -> list[dict[str, Any]]:
+    r = await api.http.get("/api/documents/search", params={"q": q, "top_k": top_k})
+    assert r.status_code == 200, r.text
+    return list(r.json()["hits"])
+
+
+async def test_import_then_search_finds_document_and_page(api: Api, tmp_path: Path) -> None:
+    one = await _upload(api, make_text_pdf(tmp_path / "a.pdf", 4, seed=1), filename="alpha.pdf", title="Alpha")
+    two = await _upload(api, make_text_pdf(tmp_path / "b.pdf", 3, seed=2), filename="beta.pdf", title="Beta")
+    assert one["document"]["index_status"] == "pending"
+    await api.svc.importer.drain()
+    doc = (await api.http.get(f"/api/documents/{two['document']['id']}")).json()
+    assert doc["index_status"] == "indexed" and doc["index_error"] is None
+    hits = await _search(api, page_word(1, 2, 3))
+    assert hits[0]["document_id"] == one["document"]["id"] and hits[0]["page"] == 3
+    assert hits[0]["title"] == "Alpha" and page_word(1, 2, 3) in hits[0]["text"] and hits[0]["score"] > 0
+    hits = await _search(api, f"{page_word(2, 0, 1)} {page_word(2, 0, 5)}")
+    assert (hits[0]["document_id"], hits[0]["page"]) == (two["document"]["id"], 1)
+    assert await _search(api, "nonexistentwordzzz") == []
+    envelope(await api.http.get("/api/documents/search"), "invalid_request", 422)
+
+
+async def test_pdf_without_text_is_no_text(api: Api, tmp_path: Path) -> None:
+    body = await _upload(api, make_blank_pdf(tmp_path / "blank.pdf", 2))
+    await api.svc.importer.drain()
+    doc = (await api.http.get(f"/api/documents/{body['document']['id']}")).json()
+    assert doc["index_status"] == "no_text"
+
+
+async def test_failure_is_kept_and_reimport_succeeds(api: Api, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.services.importer import extract
+
+    real = extract.extract_pages
+
+    def broken(path: Path, max_pages: int | None = None) -> list[str]:
+        raise extract.ExtractionError("cannot read the PDF's text: simulated")
+
+    monkeypatch.setattr(extract, "extract_pages", broken)
+    body = await _upload(api, make_text_pdf(tmp_path / "f.pdf", 2, seed=7))
+    doc_id = body["document"]["id"]
+    await api.svc.importer.drain()
+    doc = (await api.http.get(f"/api/documents/{doc_id}")).json()
+    assert doc["index_status"] == "failed" and "simulated" in doc["index_error"]
+    failures = (await api.http.get("/api/documents/import-failures")).json()
+    assert [f["document_id"] for f in failures] == [doc_id] and "simulated" in failures[0]["error"]
+
+    monkeypatch.setattr(extract, "extract_pages", real)
+    r = await api.http.post(f"/api/documents/{doc_id}/reimport")
+    assert r.status_code == 200 and r.json()["index_status"] == "pending", r.text
+    await api.svc.importer.drain()
+    assert (await api.http.get(f"/api/documents/{doc_id}")).json()["index_status"] == "indexed"
+    assert (await api.http.get("/api/documents/import-failures")).json() == []
+    assert (await _search(api, page_word(7, 1, 0)))[0]["page"] == 2
+    envelope(await api.http.post("/api/documents/999/reimport"), "not_found", 404)
+
+
+async def test_delete_removes_hits_but_keeps_a_duplicate(api: Api, tmp_path: Path) -> None:
+    data = make_text_pdf(tmp_path / "d.pdf", 2, seed=9)
+    first = await _upload(api, data, check_duplicates=False, title="First")
+    second = await _upload(api, data, check_duplicates=False, title="Second")
+    await api.svc.importer.drain()
+    word = page_word(9, 0, 2)
+    assert {h["document_id"] for h in await _search(api, word)} == {first["document"]["id"], second["document"]["id"]}
+    nodes = api.svc.importer.index.node_count if api.svc.importer.index else 0
+    assert (await api.http.delete(f"/api/documents/{first['document']['id']}")).status_code == 200
+    hits = await _search(api, word)
+    assert [h["document_id"] for h in hits] == [second["document"]["id"]] and hits[0]["title"] == "Second"
+    assert api.svc.importer.index is not None and api.svc.importer.index.node_count == nodes  # indexed once
+    assert (await api.http.delete(f"/api/documents/{second['document']['id']}")).status_code == 200
+    assert await _search(api, word) == [] and api.svc.importer.index.node_count == 0
+
+
+async def test_pending_import_survives_a_restart(settings: Settings, tmp_path: Path) -> None:
+    data = make_text_pdf(tmp_path / "r.pdf", 3, seed=11)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        svc = app.state.services
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            api = Api(http, svc)
+            await svc.importer.ready()
+            for task in svc.importer._tasks[1:]:  # stop the workers: the job stays queued
+                task.cancel()
+            body = await _upload(api, data)
+            assert svc.importer.queue.pending() == 1
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            api = Api(http, app.state.services)
+            await api.svc.importer.drain()
+            doc = (await http.get(f"/api/documents/{body['document']['id']}")).json()
+            assert doc["index_status"] == "indexed"
+            assert (await _search(api, page_word(11, 2, 4)))[0]["page"] == 3
+
+
+async def test_no_socket_leaves_the_machine(api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Import and search with every non-local connection refused (a test hook, not a sandbox)."""
+    attempts: list[object] = []
+
+    def local(address: object) -> bool:
+        host = address[0] if isinstance(address, tuple) else address
+        return isinstance(host, (str, bytes)) and (
+            isinstance(address, (str, bytes)) or str(host) in ("localhost", "::1") or str(host).startswith("127."))
+
+    def guard(real: Any) -> Any:
+        def connect(self: socket.socket, address: Any, *args: Any) -> Any:
+            if not local(address):
+                attempts.append(address)
+                raise OSError(f"network access blocked in tests: {address!r}")
+            return real(self, address, *args)
+        return connect
+
+    real_create = socket.create_connection
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        if not local(address):
+            attempts.append(address)
+            raise OSError(f"network access blocked in tests: {address!r}")
+        return real_create(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", guard(socket.socket.connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guard(socket.socket.connect_ex))
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+    body = await _upload(api, make_text_pdf(tmp_path / "n.pdf", 2, seed=5))
+    await api.svc.importer.drain()
+    hits = await _search(api, page_word(5, 1, 1))
+    assert hits[0]["document_id"] == body["document"]["id"] and attempts == []

