@@ -4,8 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+NPM    ?= npm
+CHROMIUM ?= /usr/bin/chromium
+FE     := frontend
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test test-all bench typecheck clean
+.PHONY: install run test test-all bench typecheck clean frontend browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,17 +19,33 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-run: install
+# The page: TypeScript (tsc --strict) bundled by esbuild into frontend/dist/.
+$(FE)/node_modules/.installed: $(FE)/package.json $(wildcard $(FE)/package-lock.json)
+	cd $(FE) && if [ -f package-lock.json ]; then $(NPM) ci --no-audit --no-fund; else $(NPM) install --no-audit --no-fund; fi
+	touch $@
+
+$(FE)/dist/app.js: $(FE)/node_modules/.installed $(wildcard $(FE)/src/*.ts) $(FE)/index.html $(FE)/build.mjs $(FE)/tsconfig.json
+	cd $(FE) && $(NPM) run --silent build
+
+frontend: $(FE)/dist/app.js
+
+# The browser tests drive Debian's Chromium (a test tool's own browser download fails here).
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian chromium"; $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+run: install frontend
 	$(PY) -m backend --host $(HOST) --port $(PORT)
 
-test: install
+test: install frontend browser
+	cd $(FE) && $(NPM) test --silent
 	$(PY) -m pytest -q
 
 bench: install
 	$(PY) bench/bench_upload.py
 
 typecheck: install
-	$(PY) -m mypy --strict backend
+	$(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache $(FE)/node_modules $(FE)/dist test-artifacts

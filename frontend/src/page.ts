@@ -1,0 +1,441 @@
+/**
+ * The upload page: pick or drop PDFs, one card per file with a progress bar driven by the
+ * WebSocket's `upload_progress` events, pause/resume/cancel, the unfinished uploads the
+ * server keeps (`/resumable`), the documents list and the search box.
+ *
+ * URL parameters (for tuning and tests): `chunk_size` (bytes, the server clamps it to
+ * 2-8 MiB) and `concurrency` (chunks in flight per file, default 3).
+ */
+
+import {
+  ApiError, FINGERPRINT_SAMPLE_BYTES, ProgressSocket, Upload, UploadClient, fingerprint, looksLikePdf,
+  type CompleteResult, type DocumentInfo, type Finding, type ResumableSession, type ServerEvent, type UploadState,
+  eventSessionId,
+} from "./client";
+
+const params = new URLSearchParams(location.search);
+const positive = (name: string): number | undefined => {
+  const n = Number(params.get(name));
+  return Number.isFinite(n) && n > 0 ? n : undefined;
+};
+
+const client = new UploadClient({ chunkSize: positive("chunk_size"), concurrency: positive("concurrency") });
+const socket: ProgressSocket = client.connect();
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {},
+                                                   ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
+function byId<T extends HTMLElement = HTMLElement>(id: string): T {
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`#${id} missing from the page`);
+  return node as T;
+}
+
+// ---------------------------------------------------------------------------------------
+// Formatting
+// ---------------------------------------------------------------------------------------
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}
+
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+const REFUSALS: Record<string, string> = {
+  file_too_large: "Too large",
+  not_a_pdf: "Not a PDF",
+  security_rejected: "Refused for security reasons",
+  invalid_pdf: "Damaged or unreadable PDF",
+  integrity_failed: "The stored bytes did not verify",
+  checksum_mismatch: "A chunk arrived corrupted",
+  duplicate_document: "Already stored",
+  too_many_uploads: "Too many uploads at once",
+  rate_limited: "Too many requests",
+  server_busy: "The server is busy",
+  insufficient_storage: "The server is out of disk space",
+  session_expired: "The upload session expired",
+  network_error: "Network error",
+  empty_file: "Empty file",
+};
+
+const REFUSED_CODES = new Set(["file_too_large", "not_a_pdf", "security_rejected", "invalid_pdf", "empty_file"]);
+
+// ---------------------------------------------------------------------------------------
+// One card per file
+// ---------------------------------------------------------------------------------------
+
+type CardState = UploadState | "refused";
+
+const STATE_LABEL: Record<CardState, string> = {
+  idle: "waiting", preparing: "preparing", uploading: "uploading", paused: "paused", completing: "verifying",
+  completed: "done", failed: "failed", cancelled: "cancelled", refused: "refused",
+};
+
+class UploadCard {
+  readonly root: HTMLDivElement;
+  private readonly badge = el("span", { className: "badge" });
+  private readonly fill = el("div");
+  private readonly pct = el("span", { className: "pct" }, "0%");
+  private readonly bytes = el("span", { className: "bytes" });
+  private readonly speed = el("span", { className: "speed" });
+  private readonly eta = el("span", { className: "eta" });
+  private readonly message = el("div", { className: "message" });
+  private readonly findings = el("ul", { className: "findings" });
+  private readonly note = el("div", { className: "note" });
+  private readonly pauseBtn = el("button", { type: "button", className: "pause", textContent: "Pause" });
+  private readonly cancelBtn = el("button", { type: "button", className: "cancel", textContent: "Cancel" });
+  private percent = 0;
+  private wsSeen = false;
+  upload: Upload | null = null;
+
+  constructor(readonly file: File) {
+    this.root = el("div", { className: "card upload" });
+    this.root.dataset["filename"] = file.name;
+    this.root.dataset["testid"] = "upload";
+    const bar = el("div", { className: "bar" }, this.fill);
+    bar.setAttribute("role", "progressbar");
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "100");
+    this.findings.hidden = true;
+    this.root.append(
+      el("div", { className: "upload-head" }, el("span", { className: "upload-name", title: file.name }, file.name),
+         this.badge),
+      bar,
+      el("div", { className: "upload-meta" }, this.pct, this.bytes, this.speed, this.eta,
+         el("span", { className: "actions" }, this.pauseBtn, this.cancelBtn)),
+      this.message, this.note, this.findings,
+    );
+    this.note.hidden = true;
+    this.pauseBtn.addEventListener("click", () => {
+      if (!this.upload) return;
+      if (this.upload.state === "paused") this.upload.resume();
+      else this.upload.pause();
+    });
+    this.cancelBtn.addEventListener("click", () => void this.upload?.cancel());
+    this.bytes.textContent = `0 B of ${formatBytes(file.size)}`;
+    this.setState("idle");
+  }
+
+  setState(state: CardState): void {
+    this.root.dataset["state"] = state;
+    this.badge.dataset["state"] = state;
+    this.badge.textContent = STATE_LABEL[state];
+    const active = state === "uploading" || state === "paused" || state === "preparing";
+    const finished = state === "completed" || state === "failed" || state === "refused" || state === "cancelled";
+    this.pauseBtn.hidden = finished;
+    this.cancelBtn.hidden = finished;
+    this.pauseBtn.disabled = !(state === "uploading" || state === "paused");
+    this.pauseBtn.textContent = state === "paused" ? "Resume" : "Pause";
+    this.cancelBtn.disabled = !(active || state === "idle");
+    if (!active) {
+      this.speed.textContent = "";
+      this.eta.textContent = "";
+    }
+    if (state === "paused") this.say("Paused: chunks in flight finish, no new ones start.");
+  }
+
+  setPercent(p: number, bytesDone?: number): void {
+    this.percent = Math.min(100, Math.max(this.percent, p));
+    const shown = this.percent >= 100 ? "100%" : `${this.percent.toFixed(this.percent < 10 ? 1 : 0)}%`;
+    this.pct.textContent = shown;
+    this.fill.style.width = `${this.percent}%`;
+    this.root.querySelector(".bar")?.setAttribute("aria-valuenow", String(Math.round(this.percent)));
+    if (bytesDone !== undefined) this.bytes.textContent = `${formatBytes(bytesDone)} of ${formatBytes(this.file.size)}`;
+  }
+
+  /** Local progress (chunk acknowledgements) until the WebSocket speaks for this upload. */
+  onLocalProgress(bytesDone: number): void {
+    if (this.wsSeen) return;
+    this.setPercent((bytesDone / this.file.size) * 100, bytesDone);
+  }
+
+  onServerEvent(event: ServerEvent): void {
+    if (event.type === "upload_progress") {
+      const d = event.data;
+      this.wsSeen = true;
+      this.setPercent(d.progress_percentage, d.uploaded_bytes);
+      const state = this.upload?.state;
+      if (state === "uploading" || state === "paused") {
+        this.speed.textContent = d.upload_speed_bps > 0 ? `${formatBytes(d.upload_speed_bps)}/s` : "";
+        this.eta.textContent = d.estimated_time_remaining != null && d.progress_percentage < 100
+          ? `${formatDuration(d.estimated_time_remaining)} left` : "";
+      }
+    } else if (event.type === "upload_status") {
+      if (this.root.dataset["state"] === "completed" || event["index_status"] !== undefined ||
+          event.status === "importing") {
+        // After the upload: the import into the search index reports here.
+        this.note.hidden = false;
+        this.note.dataset["status"] = event.status;
+        this.note.textContent = event.message;
+        if (event.status === "completed" || event.status === "failed") void refreshDocuments();
+      } else if (event.status === "failed") {
+        this.fail(new ApiError(event.error ?? "failed", event.message, 0, { findings: event.findings ?? [] }));
+      } else if (event.status !== "completed" && event.status !== "cancelled") {
+        this.say(event.message);
+      }
+    }
+  }
+
+  say(text: string): void {
+    this.message.textContent = text;
+  }
+
+  done(result: CompleteResult): void {
+    this.setPercent(100, this.file.size);
+    this.setState("completed");
+    const doc = result.document;
+    this.message.replaceChildren(
+      result.duplicate ? "Already stored as " : "Stored as ",
+      el("a", { href: client.documentUrl(doc.id), textContent: doc.title }),
+      doc.page_count != null ? ` · ${doc.page_count} page${doc.page_count === 1 ? "" : "s"}` : "",
+      this.upload?.resumed
+        ? ` · resumed: ${this.upload.chunksSent} of ${this.upload.totalChunks} chunks sent after the interruption`
+        : "",
+    );
+    if (this.upload?.resumed) this.root.dataset["resumed"] = String(this.upload.chunksSent);
+  }
+
+  fail(error: ApiError): void {
+    const refused = REFUSED_CODES.has(error.code);
+    this.setState(refused ? "refused" : "failed");
+    const label = REFUSALS[error.code];
+    const findings: Finding[] = error.findings;
+    const detail = findings.length > 0
+      ? `the security policy refuses what the scan found (${findings.length} finding${findings.length === 1 ? "" : "s"})`
+      : error.message;
+    this.message.textContent = label ? `${label}: ${detail}` : detail;
+    this.message.dataset["error"] = error.code;
+    this.findings.replaceChildren(...findings.slice(0, 8).map((f) => el("li", {}, `${f.kind}: ${f.detail}`)));
+    this.findings.hidden = findings.length === 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The uploads
+// ---------------------------------------------------------------------------------------
+
+const cardsBySession = new Map<string, UploadCard>();
+const uploadsBox = byId("uploads");
+
+socket.addEventListener("event", (e) => {
+  const event = (e as CustomEvent<ServerEvent>).detail;
+  if (event.type === "memory_warning") return;
+  const sid = eventSessionId(event);
+  if (sid) cardsBySession.get(sid)?.onServerEvent(event);
+});
+socket.addEventListener("state", (e) => {
+  const state = (e as CustomEvent<string>).detail;
+  const conn = byId("conn");
+  conn.dataset["state"] = state;
+  conn.textContent = state === "open" ? "live progress" : state === "connecting" ? "connecting…" : "reconnecting…";
+});
+
+async function precheck(file: File): Promise<ApiError | null> {
+  if (file.size === 0) return new ApiError("empty_file", "the file is empty");
+  const head = new Uint8Array(await file.slice(0, 1024).arrayBuffer());
+  if (!looksLikePdf(head)) {
+    return new ApiError("not_a_pdf", `${file.name} does not start with a PDF header (%PDF-)`);
+  }
+  return null;
+}
+
+async function startUpload(file: File): Promise<void> {
+  byId("uploads-section").hidden = false;
+  const card = new UploadCard(file);
+  uploadsBox.prepend(card.root);
+  const refusal = await precheck(file);
+  if (refusal) {
+    card.fail(refusal);
+    return;
+  }
+  await socket.ready(3000); // progress events only reach a connected socket
+  const upload = client.upload(file);
+  card.upload = upload;
+  upload.addEventListener("state", () => {
+    if (upload.sessionId) cardsBySession.set(upload.sessionId, card);
+    if (upload.state === "uploading" && upload.resumed && upload.chunksSent === 0) {
+      card.say(`Resuming: ${upload.chunksDone} of ${upload.totalChunks} chunks were already on the server.`);
+    } else if (upload.state === "uploading" && !upload.resumed) {
+      card.say(`Sending ${upload.totalChunks} chunk${upload.totalChunks === 1 ? "" : "s"} of ` +
+               `${formatBytes(upload.chunkSize)}, ${client.concurrency} at a time.`);
+    } else if (upload.state === "completing") {
+      card.say("Verifying and importing…");
+    } else if (upload.state === "cancelled") {
+      card.say("Cancelled; the partial upload was removed from the server.");
+    }
+    if (upload.state !== "failed" && upload.state !== "completed") card.setState(upload.state);
+  });
+  upload.addEventListener("chunk", () => {
+    if (upload.sessionId) cardsBySession.set(upload.sessionId, card);
+    card.onLocalProgress(upload.bytesDone);
+    if (upload.state === "uploading" && upload.resumed) {
+      card.say(`Resumed: ${upload.chunksDone} of ${upload.totalChunks} chunks on the server, ` +
+               `${upload.chunksSent} sent now.`);
+    }
+  });
+  try {
+    const result = await upload.start();
+    card.done(result);
+    void refreshDocuments();
+  } catch (err) {
+    const error = err instanceof ApiError ? err : new ApiError("client_error", String(err));
+    if (error.code !== "cancelled") card.fail(error);
+  } finally {
+    void refreshResumable();
+  }
+}
+
+function pick(files: FileList | File[] | null): void {
+  for (const file of Array.from(files ?? [])) void startUpload(file);
+}
+
+const drop = byId("drop");
+const input = byId<HTMLInputElement>("file-input");
+drop.addEventListener("dragover", (e) => {
+  e.preventDefault();
+  drop.classList.add("over");
+});
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (e) => {
+  e.preventDefault();
+  drop.classList.remove("over");
+  pick(e.dataTransfer?.files ?? null);
+});
+input.addEventListener("change", () => {
+  pick(input.files);
+  input.value = ""; // picking the same file again fires "change" again
+});
+
+// ---------------------------------------------------------------------------------------
+// Unfinished uploads (/resumable)
+// ---------------------------------------------------------------------------------------
+
+async function refreshResumable(): Promise<void> {
+  let sessions: ResumableSession[];
+  try {
+    sessions = await client.resumable();
+  } catch {
+    return;
+  }
+  const active = new Set(cardsBySession.keys());
+  const known = new Map([...client.store.all().values()].map((rec) => [rec.session_id, rec]));
+  const shown = sessions.filter((s) => !active.has(s.session_id) ||
+    ["failed", "cancelled", "paused"].includes(cardsBySession.get(s.session_id)?.upload?.state ?? ""));
+  byId("resumable-section").hidden = shown.length === 0;
+  byId("resumable").replaceChildren(...shown.map((s) => {
+    const discard = el("button", { type: "button", textContent: "Discard" });
+    discard.addEventListener("click", async () => {
+      discard.disabled = true;
+      try {
+        await client.cancel(s.session_id, "discarded from the page");
+      } catch {
+        /* gone already */
+      }
+      client.store.deleteSession(s.session_id);
+      void refreshResumable();
+    });
+    const hint = known.has(s.session_id)
+      ? "Pick this file again to continue."
+      : "Started in another browser: pick the file there to continue, or discard it.";
+    const item = el("div", { className: "card resumable-item" },
+      el("div", { className: "info" },
+         el("div", {}, el("strong", {}, s.filename), ` — ${s.progress_percentage.toFixed(0)}% ` +
+            `(${s.uploaded_chunks}/${s.total_chunks} chunks of ${formatBytes(s.total_size)})`),
+         el("div", { className: "sub" }, `${hint} Started ${formatAge(s.age_hours)} ago.`)),
+      discard);
+    item.dataset["session"] = s.session_id;
+    item.dataset["testid"] = "resumable";
+    return item;
+  }));
+}
+
+function formatAge(hours: number): string {
+  return hours < 1 / 60 ? "moments" : formatDuration(hours * 3600);
+}
+
+// ---------------------------------------------------------------------------------------
+// Documents and search
+// ---------------------------------------------------------------------------------------
+
+const INDEX_LABEL: Record<string, string> = {
+  pending: "queued", importing: "importing…", indexed: "searchable", no_text: "no text", failed: "import failed",
+};
+
+async function refreshDocuments(): Promise<void> {
+  let docs: DocumentInfo[];
+  try {
+    docs = await client.documents();
+  } catch {
+    return;
+  }
+  const body = byId("documents").querySelector("tbody")!;
+  body.replaceChildren(...docs.map((d) => {
+    const link = el("a", { href: client.documentUrl(d.id), textContent: d.title, title: d.filename });
+    link.setAttribute("download", d.filename);
+    const verdict = d.security?.verdict ?? "";
+    const row = el("tr", {},
+      el("td", {}, link),
+      el("td", { className: "num" }, formatBytes(d.file_size)),
+      el("td", { className: "num" }, d.page_count != null ? String(d.page_count) : "—"),
+      el("td", { className: verdict ? `verdict-${verdict}` : "" }, verdict || "—"),
+      el("td", { className: `index-${d.index_status ?? "unknown"}` }, INDEX_LABEL[d.index_status ?? ""] ?? "—"),
+      el("td", { className: "num" }, new Date(d.created_at).toLocaleString()));
+    row.dataset["documentId"] = String(d.id);
+    row.dataset["sha256"] = d.sha256 ?? "";
+    return row;
+  }));
+  byId("documents-empty").hidden = docs.length > 0;
+  byId("documents").hidden = docs.length === 0;
+}
+
+const searchResults = byId("search-results");
+byId<HTMLFormElement>("search-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const q = byId<HTMLInputElement>("search-input").value.trim();
+  searchResults.hidden = q === "";
+  if (!q) {
+    searchResults.replaceChildren();
+    return;
+  }
+  searchResults.replaceChildren(el("p", { className: "empty" }, "Searching…"));
+  searchResults.dataset["state"] = "busy";
+  try {
+    const hits = await client.search(q);
+    searchResults.replaceChildren(...(hits.length === 0
+      ? [el("p", { className: "empty" }, `No matches for “${q}”.`)]
+      : [el("div", { className: "hits-head" }, `${hits.length} passage${hits.length === 1 ? "" : "s"} for “${q}”`),
+         ...hits.slice(0, 50).map((h) => el("div", { className: "hit" },
+          el("a", { href: client.documentUrl(h.document_id), textContent: String(h.title ?? `Document ${h.document_id}`) }),
+          el("span", { className: "where" }, h.page != null ? ` · page ${h.page}` : ""),
+          el("div", {}, String(h.text ?? ""))))]));
+  } catch (err) {
+    const msg = err instanceof ApiError && err.code === "search_unavailable"
+      ? "Search not available yet." : `Search failed: ${(err as Error).message}`;
+    searchResults.replaceChildren(el("p", { className: "empty", id: "search-message" }, msg));
+  } finally {
+    searchResults.dataset["state"] = "done";
+  }
+});
+
+void refreshDocuments();
+void refreshResumable();
+
+// Handy in the console; the tests drive the page through the DOM only.
+Object.assign(window, { uploadClient: client, FINGERPRINT_SAMPLE_BYTES, fingerprint });

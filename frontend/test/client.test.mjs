@@ -1,0 +1,112 @@
+// Unit tests of the client library's pure parts, on the built module (npm test, after
+// npm run build): node --test test/
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import {
+  ApiError, SessionStore, UploadClient, backoffDelay, chunkRange, fingerprint, fingerprintOf, looksLikePdf,
+  parseRetryAfter, totalChunks,
+} from "../dist/client.js";
+
+test("parseRetryAfter: seconds, HTTP dates, junk", () => {
+  assert.equal(parseRetryAfter("3"), 3000);
+  assert.equal(parseRetryAfter(" 0.5 "), 500);
+  assert.equal(parseRetryAfter(null), null);
+  assert.equal(parseRetryAfter(""), null);
+  assert.equal(parseRetryAfter("soon"), null);
+  const now = Date.parse("2026-01-19T10:00:00Z");
+  assert.equal(parseRetryAfter("Mon, 19 Jan 2026 10:00:07 GMT", now), 7000);
+  assert.equal(parseRetryAfter("Mon, 19 Jan 2026 09:00:00 GMT", now), 0);
+});
+
+test("backoffDelay honours Retry-After, else exponential with jitter, capped", () => {
+  assert.equal(backoffDelay(0, 2000), 2000);
+  assert.equal(backoffDelay(5, 2000), 2000, "the server's hint wins over the attempt count");
+  assert.equal(backoffDelay(0, 120_000, { maxMs: 30_000 }), 30_000);
+  const lo = () => 0, hi = () => 0.999999;
+  assert.equal(backoffDelay(0, null, { baseMs: 500, random: lo }), 250);
+  assert.equal(backoffDelay(3, null, { baseMs: 500, random: lo }), 2000);
+  assert.ok(backoffDelay(3, null, { baseMs: 500, random: hi }) <= 4000);
+  assert.equal(backoffDelay(20, null, { baseMs: 500, maxMs: 8000, random: hi }), 8000);
+});
+
+test("chunk ranges follow the contract: all chunk_size long but the last", () => {
+  const mib = 1 << 20;
+  assert.equal(totalChunks(20 * mib + 1, 2 * mib), 11);
+  assert.deepEqual(chunkRange(0, 2 * mib, 5 * mib), [0, 2 * mib]);
+  assert.deepEqual(chunkRange(2, 2 * mib, 5 * mib), [4 * mib, 5 * mib]);
+  assert.throws(() => chunkRange(3, 2 * mib, 5 * mib), RangeError);
+});
+
+test("fingerprint: name, size, mtime and the first MiB", async () => {
+  const bytes = new Uint8Array(3 << 20).fill(7);
+  const file = (name, data, lastModified = 1000) =>
+    Object.assign(new Blob([data]), { name, lastModified });
+  const a = await fingerprint(file("a.pdf", bytes));
+  assert.equal(a, await fingerprint(file("a.pdf", bytes)));
+  assert.notEqual(a, await fingerprint(file("b.pdf", bytes)));
+  assert.notEqual(a, await fingerprint(file("a.pdf", bytes, 2000)));
+  const head = bytes.slice();
+  head[10] = 8;
+  assert.notEqual(a, await fingerprint(file("a.pdf", head)));
+  const tail = bytes.slice();
+  tail[tail.length - 1] = 8; // past the first MiB: same size, same head, same key by design
+  assert.equal(a, await fingerprint(file("a.pdf", tail)));
+  assert.match(a, /^v1:a\.pdf:3145728:1000:[0-9a-f]{64}$/);
+  assert.equal(fingerprintOf("x y.pdf", 1, 2, "ab"), "v1:x%20y.pdf:1:2:ab");
+});
+
+test("looksLikePdf", () => {
+  const enc = new TextEncoder();
+  assert.ok(looksLikePdf(enc.encode("%PDF-1.7\n...")));
+  assert.ok(looksLikePdf(enc.encode("\r\n%PDF-1.4")));
+  assert.ok(!looksLikePdf(enc.encode("hello")));
+});
+
+function memoryStorage() {
+  const map = new Map();
+  return {
+    getItem: (k) => (map.has(k) ? map.get(k) : null), setItem: (k, v) => map.set(k, String(v)),
+    removeItem: (k) => map.delete(k), key: (i) => [...map.keys()][i] ?? null, get length() { return map.size; },
+  };
+}
+
+test("SessionStore remembers sessions per fingerprint", () => {
+  const store = new SessionStore(memoryStorage());
+  const rec = { session_id: "s1", chunk_size: 2, total_chunks: 3, filename: "a.pdf", file_size: 5, saved_at: 1 };
+  store.set("fp1", rec);
+  store.set("fp2", { ...rec, session_id: "s2" });
+  assert.deepEqual(store.get("fp1"), rec);
+  assert.equal(store.all().size, 2);
+  store.deleteSession("s2");
+  assert.equal(store.get("fp2"), null);
+  assert.equal(new SessionStore(null).get("fp1"), null, "no storage: nothing remembered, no crash");
+});
+
+test("requests retry 429/503 after Retry-After and surface the server's error code", async () => {
+  const calls = [];
+  const replies = [
+    new Response(JSON.stringify({ success: false, error: "rate_limited", message: "slow down" }),
+                 { status: 429, headers: { "Retry-After": "0.05" } }),
+    new Response(JSON.stringify({ success: false, error: "server_busy", message: "busy" }),
+                 { status: 503, headers: { "Retry-After": "0.02" } }),
+    new Response(JSON.stringify([]), { status: 200 }),
+    new Response(JSON.stringify({ success: false, error: "file_too_large", message: "over 1 MiB" }), { status: 413 }),
+  ];
+  const fetchStub = async (url, init) => {
+    calls.push([url, init.method, Date.now()]);
+    return replies.shift();
+  };
+  const client = new UploadClient({ fetch: fetchStub, storage: null, clientId: "t1" });
+  assert.deepEqual(await client.resumable(), []);
+  assert.equal(calls.length, 3);
+  assert.ok(calls[1][2] - calls[0][2] >= 45, "waited for Retry-After");
+  await assert.rejects(client.initiate({ filename: "a.pdf", file_size: 9e9 }), (err) => {
+    assert.ok(err instanceof ApiError);
+    assert.equal(err.code, "file_too_large");
+    assert.equal(err.status, 413);
+    assert.equal(err.message, "over 1 MiB");
+    return true;
+  });
+  assert.equal(calls.length, 4, "a 413 is not retried");
+});
