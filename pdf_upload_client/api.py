@@ -1,0 +1,227 @@
+"""A thin, typed wrapper over the HTTP API of ``API.md``, with retries.
+
+Contracts:
+
+- Every non-2xx answer becomes :class:`ServerError` carrying the envelope's stable
+  ``code`` (``error``), its ``message``, the HTTP ``status``, the ``retry_after`` hint
+  (``Retry-After`` header, else the body's ``retry_after``) and the whole body.
+- :meth:`Api.call` retries 429/502/503/504 answers and transport failures (connection
+  refused or reset, timeouts) with exponential backoff and jitter, never sooner than the
+  server's ``Retry-After``. After ``RetryPolicy.max_attempts`` it raises the last
+  :class:`ServerError`, or :class:`Unavailable` for a transport failure. Any other
+  answer is not retried.
+- Every request the API makes is idempotent on the server (a chunk sent twice with the
+  same bytes is a success, ``/complete`` twice returns the same document), which is why
+  retrying them blindly is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+PREFIX = "/api/documents/streaming"
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+MAX_RETRY_AFTER = 300.0
+
+
+class ClientError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ServerError(ClientError):
+    """The server answered with an error envelope (or a non-2xx status without one)."""
+
+    def __init__(self, code: str, message: str, status: int, retry_after: float | None = None,
+                 body: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.body: dict[str, Any] = body or {}
+
+    @property
+    def retryable(self) -> bool:
+        """True for answers that mean "later" (busy, rate limited, gateway trouble)."""
+        return self.status in RETRY_STATUSES
+
+
+class Unavailable(ClientError):
+    """No usable answer from the server (network failures) after every retry."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``max_attempts`` tries in all; delay before try n+1 is uniform in
+    ``[d/2, d]`` with ``d = min(max_delay, base_delay * 2**(n-1))``, and never less than
+    the server's ``Retry-After`` (capped at ``MAX_RETRY_AFTER``)."""
+
+    max_attempts: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        span = min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
+        delay = random.uniform(span / 2, span)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+        return delay
+
+
+def _parse_retry_after(header: str | None, body: dict[str, Any]) -> float | None:
+    for raw in (header, body.get("retry_after")):
+        if raw is None:
+            continue
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            continue  # an HTTP date: rare enough to fall back on our own backoff
+        if value >= 0:
+            return value
+    return None
+
+
+async def _json_or_error(resp: aiohttp.ClientResponse) -> Any:
+    """The decoded JSON body of a 2xx answer; :class:`ServerError` for anything else."""
+    raw = await resp.read()
+    try:
+        body: Any = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    if 200 <= resp.status < 300:
+        return body
+    env = body if isinstance(body, dict) else {}
+    code = str(env.get("error") or f"http_{resp.status}")
+    message = str(env.get("message") or raw[:200].decode(errors="replace") or resp.reason or "")
+    raise ServerError(code, message, resp.status, _parse_retry_after(resp.headers.get("Retry-After"), env), env)
+
+
+class Api:
+    """``async with Api(base_url) as api``. Owns its aiohttp session unless given one.
+
+    ``on_retry(what, attempt, delay, error)`` is told about every retry (for logs)."""
+
+    def __init__(self, base_url: str, *, api_key: str | None = None, retry: RetryPolicy | None = None,
+                 session: aiohttp.ClientSession | None = None, request_timeout: float = 300.0,
+                 on_retry: Callable[[str, int, float, Exception], None] | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self.on_retry = on_retry
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._own = session is None
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=15)
+
+    async def __aenter__(self) -> Api:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._own and self._session is not None:
+            await self._session.close()
+        self._session = None if self._own else self._session
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use `async with Api(...)`")
+        return self._session
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    async def call(self, what: str, attempt_once: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``attempt_once`` under the retry policy (see the module docstring)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await attempt_once()
+            except ServerError as exc:
+                if not exc.retryable or attempt >= self.retry.max_attempts:
+                    raise
+                error: Exception = exc
+                delay = self.retry.delay(attempt, exc.retry_after)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                if attempt >= self.retry.max_attempts:
+                    raise Unavailable(f"{what}: {self.base_url} unreachable after {attempt} attempts: "
+                                      f"{type(exc).__name__}: {exc}") from exc
+                error = exc
+                delay = self.retry.delay(attempt, None)
+            if self.on_retry is not None:
+                self.on_retry(what, attempt, delay, error)
+            await asyncio.sleep(delay)
+
+    async def _request(self, method: str, path: str, *, json_body: Any = None,
+                       params: dict[str, str] | None = None) -> Any:
+        async def once() -> Any:
+            async with self.http.request(method, self.url(path), json=json_body, params=params,
+                                         headers=self._headers) as resp:
+                return await _json_or_error(resp)
+        return await self.call(f"{method} {path}", once)
+
+    # -- streaming upload ---------------------------------------------------------------
+
+    async def initiate(self, filename: str, file_size: int, **fields: Any) -> dict[str, Any]:
+        """``POST /initiate``: the session (``session_id``, ``chunk_size``, ``total_chunks``...)."""
+        body = {"filename": filename, "file_size": file_size, **{k: v for k, v in fields.items() if v is not None}}
+        return dict(await self._request("POST", f"{PREFIX}/initiate", json_body=body))
+
+    async def send_chunk(self, session_id: str, chunk_id: int, data: bytes, *, chunk_size: int,
+                         total_chunks: int, checksum: str) -> dict[str, Any]:
+        """``POST /chunk/{id}``: multipart with ``chunk_id``, ``chunk_offset``, ``is_final``,
+        ``checksum`` and then ``file`` (the server requires the fields first)."""
+        async def once() -> Any:
+            form = aiohttp.FormData()
+            form.add_field("chunk_id", str(chunk_id))
+            form.add_field("chunk_offset", str(chunk_id * chunk_size))
+            form.add_field("is_final", "true" if chunk_id == total_chunks - 1 else "false")
+            form.add_field("checksum", checksum)
+            # A BytesIO payload: aiohttp warns on raw bytes bodies over 1 MiB.
+            form.add_field("file", io.BytesIO(data), filename=f"chunk_{chunk_id}.bin",
+                           content_type="application/octet-stream")
+            async with self.http.post(self.url(f"{PREFIX}/chunk/{session_id}"), data=form,
+                                      headers=self._headers) as resp:
+                return await _json_or_error(resp)
+        return dict(await self.call(f"chunk {chunk_id}", once))
+
+    async def complete(self, session_id: str) -> dict[str, Any]:
+        return dict(await self._request("POST", f"{PREFIX}/complete/{session_id}"))
+
+    async def resume(self, session_id: str, client_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"session_id": session_id}
+        if client_id is not None:
+            body["client_id"] = client_id
+        return dict(await self._request("POST", f"{PREFIX}/resume", json_body=body))
+
+    async def cancel(self, session_id: str, reason: str | None = None) -> dict[str, Any]:
+        body = {"reason": reason} if reason else None
+        return dict(await self._request("POST", f"{PREFIX}/cancel/{session_id}", json_body=body))
+
+    async def resumable(self) -> list[dict[str, Any]]:
+        return list(await self._request("GET", f"{PREFIX}/resumable"))
+
+    # -- documents ----------------------------------------------------------------------
+
+    async def document(self, doc_id: int) -> dict[str, Any]:
+        return dict(await self._request("GET", f"/api/documents/{doc_id}"))
+
+    async def search(self, query: str, top_k: int = 10) -> list[dict[str, Any]]:
+        """``GET /api/documents/search``: hits (``document_id``, ``title``, ``page``,
+        ``score``, ``text``). Accepts a bare list or an object with ``hits``/``results``."""
+        body = await self._request("GET", "/api/documents/search", params={"q": query, "top_k": str(top_k)})
+        if isinstance(body, dict):
+            body = body.get("hits", body.get("results", []))
+        return [dict(hit) for hit in body or []]
