@@ -9,6 +9,7 @@ twice: in plain objects, and hidden in a compressed object stream (``_objstm``).
 
 from __future__ import annotations
 
+import os
 import random
 import zlib
 from collections.abc import Callable
@@ -260,3 +261,9 @@ def session_corpus(factory: pytest.TempPathFactory) -> dict[str, Sample]:
     if not _BUILT:
         _BUILT.update(build_corpus(factory.mktemp("security_corpus")))
     return _BUILT
+
+
+#: The shared corpus of real PDFs: ``shared/corpus`` beside the checkout (as on the
+#: developers' machines and in CI), or wherever ``PDF_CORPUS_DIR`` says.
+SHARED_CORPUS = Path(os.environ.get("PDF_CORPUS_DIR",
+                                    Path(__file__).resolve().parents[2] / "shared" / "corpus"))

@@ -11,9 +11,9 @@ import pytest
 
 from backend import errors
 from backend.services.pdf.inspect import InspectLimits, Inspection, inspect_pdf
-from tests.security_corpus import Sample, session_corpus
+from tests.security_corpus import SHARED_CORPUS, Sample, session_corpus
 
-SHARED_DIR = Path(os.environ.get("PDF_CORPUS_DIR", "/work/shared/corpus"))
+SHARED_DIR = SHARED_CORPUS
 MANIFEST: dict[str, dict[str, object]] = (
     json.loads((SHARED_DIR / "manifest.json").read_text()) if SHARED_DIR.is_dir() else {})
 needs_shared_corpus = pytest.mark.skipif(not MANIFEST, reason=f"no corpus at {SHARED_DIR}")

@@ -20,10 +20,10 @@ from pdfid import pdfid
 from backend.services.pdf.findings import Finding
 from backend.services.pdf.scan import PdfStreamScanner, ScanLimits
 from backend.services.pdf.syntax import KEYWORD_NAMES, STREAM_NAMES_RE
-from tests.security_corpus import SPLIT_AT, Sample, session_corpus
+from tests.security_corpus import SHARED_CORPUS, SPLIT_AT, Sample, session_corpus
 
 MIB = 1 << 20
-SHARED_DIR = Path(os.environ.get("PDF_CORPUS_DIR", "/work/shared/corpus"))
+SHARED_DIR = SHARED_CORPUS
 MANIFEST: dict[str, dict[str, object]] = (
     json.loads((SHARED_DIR / "manifest.json").read_text()) if SHARED_DIR.is_dir() else {})
 SHARED = sorted(SHARED_DIR.glob("*.pdf"))
