@@ -57,12 +57,10 @@ async def test_failure_is_kept_and_reimport_succeeds(api: Api, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from backend.services.importer import extract
 
-    real = extract.extract_pages
-
-    def broken(path: Path, max_pages: int | None = None) -> list[str]:
+    def broken(path: Path) -> list[str]:
         raise extract.ExtractionError("cannot read the PDF's text: simulated")
 
-    monkeypatch.setattr(extract, "extract_pages", broken)
+    monkeypatch.setattr(api.svc.importer, "_extract", broken)
     body = await _upload(api, make_text_pdf(tmp_path / "f.pdf", 2, seed=7))
     doc_id = body["document"]["id"]
     await api.svc.importer.drain()
@@ -71,7 +69,7 @@ async def test_failure_is_kept_and_reimport_succeeds(api: Api, tmp_path: Path,
     failures = (await api.http.get("/api/documents/import-failures")).json()
     assert [f["document_id"] for f in failures] == [doc_id] and "simulated" in failures[0]["error"]
 
-    monkeypatch.setattr(extract, "extract_pages", real)
+    monkeypatch.undo()
     r = await api.http.post(f"/api/documents/{doc_id}/reimport")
     assert r.status_code == 200 and r.json()["index_status"] == "pending", r.text
     await api.svc.importer.drain()
