@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from backend.storage.sqlite_base import SqliteStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -58,20 +59,9 @@ _COLUMNS = [f for f in DocumentRecord.__dataclass_fields__]
 _BySha = dict[str, list[DocumentRecord]]  # (``list`` is a method name in the class below)
 
 
-class SqliteDocumentRepository:
+class SqliteDocumentRepository(SqliteStore):
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        super().__init__(path, _SCHEMA)
 
     @staticmethod
     def _record(row: sqlite3.Row | None) -> DocumentRecord | None:

@@ -12,9 +12,10 @@ turns ``running`` rows back into ``queued``: an import is idempotent.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from backend.storage.sqlite_base import SqliteStore
 
 QUEUED, RUNNING, FAILED = "queued", "running", "failed"
 
@@ -49,20 +50,9 @@ class ImportJob:
     updated_at: str
 
 
-class SqliteImportQueue:
+class SqliteImportQueue(SqliteStore):
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        super().__init__(path, _SCHEMA)
 
     @staticmethod
     def _job(row: sqlite3.Row) -> ImportJob:
