@@ -21,17 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backend.errors import NotFound, ServerBusy
+from backend.services.importer.extract import ChildExtractor
 from backend.services.live import LiveSession
 from backend.services.models import iso
 from backend.services.progress import ProgressReporter
@@ -71,8 +69,7 @@ class ImportService:
         self.live_lookup = live_lookup
         self.workers = settings.import_workers
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="import")
-        self._extractor: ProcessPoolExecutor | None = None  # started at the first import
-        self._extractor_lock = threading.Lock()
+        self.extractor = ChildExtractor()
         self.index: DocumentIndex | None = None
         self.imported = 0
         self._ready = asyncio.Event()
@@ -130,8 +127,7 @@ class ImportService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await asyncio.get_running_loop().run_in_executor(None, self.pool.shutdown, True)
-        if self._extractor is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._extractor.shutdown, True)
+        await asyncio.get_running_loop().run_in_executor(None, self.extractor.close)
         self.queue.close()
 
     async def ready(self) -> DocumentIndex:
@@ -255,24 +251,7 @@ class ImportService:
         return INDEXED, len(pages)
 
     def _extract(self, path: Path) -> list[str]:
-        """Page texts, extracted in a child process: PDFium loads a page's images while it
-        reads the page, so a PDF with a 1 GiB image would cost the server 1 GiB of RSS
-        (and a PDFium crash on a hostile file would take the server down with it)."""
-        from backend.services.importer.extract import ExtractionError, extract_pages
-
-        with self._extractor_lock:
-            if self._extractor is None:
-                self._extractor = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=16)
-            extractor = self._extractor
-        try:
-            pages: list[str] = extractor.submit(extract_pages, path, self.settings.max_pages).result()
-        except BrokenProcessPool as exc:
-            with self._extractor_lock:
-                if self._extractor is extractor:
-                    self._extractor = None
-            raise ExtractionError("the text extractor stopped while reading this PDF") from exc
-        return pages
+        return self.extractor.extract(path, self.settings.max_pages)
 
     def _status(self, doc: DocumentRecord, status: str, message: str, **extra: Any) -> None:
         if doc.session_id is None:
