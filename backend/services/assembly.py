@@ -94,10 +94,7 @@ class AssemblyService:
         asked for once ``data`` is consumed (a form may carry it after the file)."""
         live = self.sessions.get(owner, session_id)
         s = live.session
-        if s.status == FAILED and s.error and s.error.get("error") == SecurityRejected.code:
-            raise SecurityRejected(s.error["message"], findings=s.error.get("findings", []))
-        if s.status != UPLOADING:
-            raise SessionNotActive(f"session {session_id} is {s.status}")
+        self._ensure_open(live)
         if not 0 <= chunk_id < s.total_chunks:
             raise InvalidChunk(f"chunk_id {chunk_id} is outside 0..{s.total_chunks - 1}")
         if offset is None:
@@ -120,8 +117,7 @@ class AssemblyService:
                         return self._result(live, chunk_id, duplicate=True)
                     digest, fork, findings = await self._write_new(live, chunk_id, offset, length, data)
                     self._check(chunk_id, digest, checksum())
-                    if s.status != UPLOADING:
-                        raise SessionNotActive(f"session {session_id} is {s.status}")
+                    self._ensure_open(live)  # another chunk's scan may have failed it meanwhile
                     if not await self._record(live, chunk_id, digest, fork):
                         findings = []  # the fork was dropped; the catch-up scans these bytes
         finally:
@@ -133,6 +129,15 @@ class AssemblyService:
         await self.sessions.save(live)
         self.reporter.chunk_recorded(live, chunk_id)
         return self._result(live, chunk_id, duplicate=False)
+
+    @staticmethod
+    def _ensure_open(live: LiveSession) -> None:
+        """Chunks are taken only while uploading; a session the scan refused says why."""
+        s = live.session
+        if s.status == FAILED and s.error and s.error.get("error") == SecurityRejected.code:
+            raise SecurityRejected(s.error["message"], findings=s.error.get("findings", []))
+        if s.status != UPLOADING:
+            raise SessionNotActive(f"session {s.session_id} is {s.status}")
 
     @staticmethod
     def _check(chunk_id: int, digest: str, checksum: str | None) -> None:

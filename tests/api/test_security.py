@@ -156,3 +156,17 @@ async def test_scan_is_rebuilt_after_a_restart(settings: Any, corpus: dict[str, 
             assert resumed["uploaded_chunks"] == [0]
             r = await api.chunk(sid, 1, data[CS:2 * CS])
             assert r.status_code == 422 and r.json()["error"] == "security_rejected"
+
+
+async def test_a_chunk_racing_the_rejection_hears_why(api: Api, corpus: dict[str, Sample]) -> None:
+    """Chunk 2 is in flight while chunk 1 reveals the JavaScript: it is either done
+    before (200) or told security_rejected (422), never a bare 409."""
+    import asyncio
+
+    data = corpus["split_keyword"].path.read_bytes()
+    data += b"\n" * (3 * CS - len(data))
+    sid = (await api.initiate(len(data), chunk_size=CS))["session_id"]
+    assert (await api.chunk(sid, 0, data[:CS])).status_code == 200
+    one, two = await asyncio.gather(api.chunk(sid, 1, data[CS:2 * CS]), api.chunk(sid, 2, data[2 * CS:]))
+    assert one.status_code == 422 and one.json()["error"] == "security_rejected"
+    assert two.status_code == 200 or two.json()["error"] == "security_rejected", two.text
