@@ -18,7 +18,9 @@ from typing import Final
 
 from backend.services.pdf.judge import Judge
 from backend.services.pdf.structure import Windowed
-from backend.services.pdf.syntax import JUDGED_NAMES, KEYWORD_NAMES, OBJECT_NAMES_RE, read_name
+from backend.services.pdf.syntax import (
+    JUDGED_NAMES, KEYWORD_NAMES, OBJECT_NAMES_RE, count_keyword, read_name,
+)
 from backend.services.pdf.values import in_string
 _PAIR_RE: Final = re.compile(rb"(\d{1,10})[\x00\t\n\x0c\r ]+(\d{1,12})")
 _MAX_HEADER: Final = 1 << 20
@@ -108,10 +110,7 @@ class ObjStmScanner(Windowed):
             hit = read_name(buf, s, m.end(), final)
             reached = max(reached, base + hit.end)
             if hit.word in KEYWORD_NAMES:
-                self.keywords[hit.word] = self.keywords.get(hit.word, 0) + 1
-                if hit.hexed:
-                    key = hit.word + "_hexcode_count"
-                    self.keywords[key] = self.keywords.get(key, 0) + 1
+                count_keyword(self.keywords, hit.word, hit.hexed)
             if hit.name in JUDGED_NAMES:
                 num, start = self._object_at(base + s)
                 if start >= base and in_string(buf, start - base, s):

@@ -32,7 +32,7 @@ from backend.services.pdf.streams import ScanLimits, StreamBodies
 from backend.services.pdf.structure import Windowed, count_words, enclosing_object
 from backend.services.pdf.syntax import (
     JUDGED_NAMES, KEYWORD_NAMES, LOOK, OBJECT_NAMES_RE, PDFID_KEYWORDS, WHITESPACE, is_word_at,
-    read_name,
+    count_keyword, read_name,
 )
 from backend.services.pdf.values import in_string
 
@@ -251,7 +251,7 @@ class PdfStreamScanner(Windowed):
             hit = read_name(buf, s, m.end(), final)
             reached = base + hit.end
             if hit.word in KEYWORD_NAMES:
-                self._count(hit.word, hit.hexed)
+                count_keyword(self.keywords, hit.word, hit.hexed)
             if hit.name in JUDGED_NAMES:
                 num, start, known = enclosing_object(buf, s, LOOK)
                 if known and in_string(buf, start, s):
@@ -259,9 +259,3 @@ class PdfStreamScanner(Windowed):
                 self._judge.on_name(buf, s, hit.end, hit.name, hit.raw, hit.hexed, base + s,
                                     num, start, "stream")
         return reached
-
-    def _count(self, word: str, hexed: bool) -> None:
-        self.keywords[word] += 1
-        if hexed:
-            key = word + "_hexcode_count"
-            self.keywords[key] = self.keywords.get(key, 0) + 1

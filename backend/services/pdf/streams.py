@@ -26,7 +26,7 @@ from backend.services.pdf.inflate import BoundedInflater, ObjStmScanner
 from backend.services.pdf.judge import Judge
 from backend.services.pdf.structure import StreamDict, enclosing_object, parse_stream_dict
 from backend.services.pdf.syntax import (
-    CONTEXT, ENDSTREAM, KEYWORD_NAMES, STREAM_NAMES_RE, read_name,
+    CONTEXT, ENDSTREAM, KEYWORD_NAMES, STREAM_NAMES_RE, count_keyword, read_name,
 )
 
 _MIB: Final = 1 << 20
@@ -178,10 +178,7 @@ class StreamBodies:
                 break
             hit = read_name(buf, s, m.end(), final)
             if hit.word in KEYWORD_NAMES:
-                self.keywords[hit.word] += 1
-                if hit.hexed:
-                    key = hit.word + "_hexcode_count"
-                    self.keywords[key] = self.keywords.get(key, 0) + 1
+                count_keyword(self.keywords, hit.word, hit.hexed)
             reached = base + hit.end
         return reached
 

@@ -158,6 +158,15 @@ class NameHit:
     end: int
 
 
+def count_keyword(keywords: dict[str, int], word: str, hexed: bool) -> None:
+    """Count one vocabulary name as pdfid does: the name, and ``<name>_hexcode_count``
+    when it was written with ``#xx`` escapes."""
+    keywords[word] = keywords.get(word, 0) + 1
+    if hexed:
+        key = word + "_hexcode_count"
+        keywords[key] = keywords.get(key, 0) + 1
+
+
 def read_name(buf: bytes, start: int, end: int, final: bool) -> NameHit:
     """Classify the name matched at ``buf[start:end]`` (see :class:`NameHit`)."""
     raw = buf[start:end]
