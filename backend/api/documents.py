@@ -21,7 +21,7 @@ async def list_documents(
     svc: Services = Depends(services), who: str = Depends(owner),
 ) -> list[dict[str, Any]]:
     """The caller's documents, newest first."""
-    return [await svc.documents.view(doc) for doc in await svc.documents.list(who, limit, offset)]
+    return await svc.documents.list_views(who, limit, offset)
 
 
 @router.get("/{doc_id}", response_model=DocumentOut, responses=NOT_FOUND)

@@ -59,9 +59,15 @@ class DocumentService:
         assert isinstance(doc, DocumentRecord)
         return doc
 
-    async def list(self, owner: str, limit: int, offset: int) -> list[DocumentRecord]:
-        docs: list[DocumentRecord] = await self._run(self.repo.list, owner, limit, offset)
-        return docs
+    async def list_views(self, owner: str, limit: int, offset: int) -> list[dict[str, Any]]:
+        """The owner's documents as the API shows them: the query and every file check in
+        one worker-thread call, not one thread hop per document."""
+
+        def views() -> list[dict[str, Any]]:
+            return [document_view(doc, self.blobs.has(doc.sha256)) for doc in self.repo.list(owner, limit, offset)]
+
+        result: list[dict[str, Any]] = await self._run(views)
+        return result
 
     async def file_path(self, owner: str, doc_id: int) -> tuple[DocumentRecord, Path]:
         doc = await self.get(owner, doc_id)
