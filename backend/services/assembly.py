@@ -212,7 +212,13 @@ class AssemblyService:
         fork = base.copy() if base is not None and base.offset == offset else None
         digest = hashlib.sha256()
         findings: list[Any] = []
-        writer: ChunkWriter = await self._run(self.chunks.open_chunk, live.id, offset, length)
+        try:
+            writer: ChunkWriter = await self._run(self.chunks.open_chunk, live.id, offset, length)
+        except FileNotFoundError:
+            # Cancelled or refused by another request since this one's checks, which
+            # removed the partial file: say why rather than fail.
+            self._ensure_open(live)
+            raise
 
         def write(pieces: list[memoryview]) -> None:
             for piece in pieces:

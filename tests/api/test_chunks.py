@@ -163,3 +163,24 @@ async def test_header_split_across_tiny_pieces(api: Api, small_pdf: bytes) -> No
     pieces = [memoryview(small_pdf[i:i + 3]) for i in range(0, 30, 3)]
     assert _head(pieces, 8) == small_pdf[:8]
     assert _head([memoryview(b"%P"), memoryview(b"DF-1.7")], 1024) == b"%PDF-1.7"
+
+
+async def test_chunk_racing_a_cancel_is_told_not_crashed(api: Api, small_pdf: bytes) -> None:
+    """The session ends (here: cancelled, its partial file removed) between a chunk's
+    checks and the opening of the file: the chunk hears why, never a 500."""
+    sid = (await api.initiate(len(small_pdf)))["session_id"]
+    live = api.svc.sessions.live[sid]
+    store = api.svc.assembly.chunks
+    real_open = store.open_chunk
+
+    def cancelled_meanwhile(upload_id: str, offset: int, length: int):  # type: ignore[no-untyped-def]
+        live.session.status = "cancelled"
+        store.delete(upload_id)
+        return real_open(upload_id, offset, length)
+
+    store.open_chunk = cancelled_meanwhile  # type: ignore[method-assign]
+    try:
+        r = await api.chunk(sid, 1, small_pdf[CS:2 * CS])
+    finally:
+        store.open_chunk = real_open  # type: ignore[method-assign]
+    envelope(r, "session_not_active", 409)
