@@ -220,13 +220,18 @@ class SessionService:
     async def discard(self, live: LiveSession, status: str, message: str) -> None:
         """End a session for good: bytes and state gone, listeners told."""
         live.session.status = status
+        await self._remove(live)
+        self.reporter.status(live, status, message)
+        self.reporter.forget(live.id)
+        log.info("session %s: %s (%s)", live.id, status, message)
+
+    async def _remove(self, live: LiveSession) -> None:
+        """Delete the session's bytes and saved state (never under a save in progress)
+        and stop tracking it."""
         async with live.save_lock:
             await self._run(self.chunks.delete, live.id)
             await self._run(self.states.delete, live.id)
         self.live.pop(live.id, None)
-        self.reporter.status(live, status, message)
-        self.reporter.forget(live.id)
-        log.info("session %s: %s (%s)", live.id, status, message)
 
     def resumable(self, owner: str) -> list[LiveSession]:
         now = self.clock()
@@ -243,10 +248,7 @@ class SessionService:
         now = self.clock()
         expired = [lv for lv in list(self.live.values()) if lv.session.expired(now) and lv.in_flight == 0]
         for live in expired:
-            async with live.save_lock:
-                await self._run(self.chunks.delete, live.id)
-                await self._run(self.states.delete, live.id)
-            self.live.pop(live.id, None)
+            await self._remove(live)
             self.reporter.forget(live.id)
             log.info("session %s: expired and swept", live.id)
         orphans = [u for u in await self._run(self.chunks.list_uploads) if u not in self.live]
