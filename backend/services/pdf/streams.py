@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from backend.services.pdf.data_names import stream_name_matches
 from backend.services.pdf.findings import (
     looks_executable_content, looks_executable_mime, printable,
 )
@@ -26,7 +27,7 @@ from backend.services.pdf.inflate import BoundedInflater, ObjStmScanner
 from backend.services.pdf.judge import Judge
 from backend.services.pdf.structure import StreamDict, enclosing_object, parse_stream_dict
 from backend.services.pdf.syntax import (
-    CONTEXT, ENDSTREAM, KEYWORD_NAMES, STREAM_NAMES_RE, count_keyword, read_name,
+    CONTEXT, ENDSTREAM, KEYWORD_NAMES, count_keyword, read_name,
 )
 
 _MIB: Final = 1 << 20
@@ -172,7 +173,7 @@ class StreamBodies:
         """Count (never judge) vocabulary names in stream data ``[pos, stop)``."""
         reached = pos
         endpos = len(buf) if final else min(len(buf), stop - base + 256)
-        for m in STREAM_NAMES_RE.finditer(buf, pos - base, endpos):
+        for m in stream_name_matches(buf, pos - base, endpos):
             s = m.start()
             if s + base >= stop:
                 break

@@ -1,0 +1,60 @@
+"""Find the vocabulary names in stream data (binary: the bulk of a big PDF) quickly.
+
+pdfid counts names wherever its byte scan meets them, stream data included, so the
+streaming scanner does too (counted, never judged). ``re`` walks every byte of the data
+in C while holding the GIL: ~0.2 s per 256 MiB on the benchmark's machine, as long as a
+SHA-256 of the same bytes, and the event loop waits for the GIL meanwhile.
+
+Every match of :data:`~backend.services.pdf.syntax.STREAM_NAMES_RE` starts with ``/``
+and one of a dozen bytes, a pair that random data holds about once every 5 KiB. numpy
+finds the slashes (a vectorised compare that releases the GIL) and keeps those followed
+by a possible first letter; ``re`` then only *matches* at those few places. The matches
+are the ones ``finditer`` gives (a match never contains a later candidate's slash, and
+candidates inside a match are skipped as ``finditer`` would), at ~3x the speed and with
+the GIL released for the part that touches every byte.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Final
+
+import numpy as np
+
+from backend.services.pdf.syntax import STREAM_NAMES_RE
+
+#: Below this many bytes, numpy's per-call cost is more than ``re`` takes.
+VECTOR_MIN: Final = 16 << 10
+_SLASH: Final = ord("/")
+
+
+def _second_bytes(pattern: bytes) -> bytes:
+    """The bytes allowed right after the ``/`` of ``STREAM_NAMES_RE`` (``/[AEG...#]``)."""
+    m = re.match(rb"/\[([^\]]+)\]", pattern)
+    if m is None:
+        raise ValueError("STREAM_NAMES_RE must start with / and a character class")
+    return m.group(1)
+
+
+_FOLLOWS: Final = np.zeros(256, dtype=bool)
+_FOLLOWS[list(_second_bytes(STREAM_NAMES_RE.pattern))] = True
+
+
+def stream_name_matches(buf: bytes, start: int, end: int) -> Iterator[re.Match[bytes]]:
+    """``STREAM_NAMES_RE.finditer(buf, start, end)``, found faster in large spans."""
+    if end - start < VECTOR_MIN:
+        yield from STREAM_NAMES_RE.finditer(buf, start, end)
+        return
+    data = np.frombuffer(buf, dtype=np.uint8, count=end - start, offset=start)
+    slashes = np.flatnonzero(data[:-1] == _SLASH)
+    candidates = slashes[_FOLLOWS[data[slashes + 1]]] + start
+    match = STREAM_NAMES_RE.match
+    after = start
+    for at in candidates.tolist():
+        if at < after:
+            continue  # inside the previous match
+        m = match(buf, at, end)
+        if m is not None:
+            after = m.end()
+            yield m

@@ -1,0 +1,44 @@
+"""The vectorised name search in stream data finds exactly what ``finditer`` finds."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from backend.services.pdf.data_names import VECTOR_MIN, stream_name_matches
+from backend.services.pdf.syntax import KEYWORD_NAMES, STREAM_NAMES_RE
+
+TRICKY = [b"/JS", b"/JavaScript", b"/J#61vaScript", b"/JSX", b"/AA", b"/#41A", b"/URI/URI", b"//JS",
+          b"/Launch#20", b"/XFA", b"/OpenAction(", b"/E", b"/#", b"/J#6", b"/Page", b"/Pages"]
+
+
+def _spans(buf: bytes, start: int, end: int) -> list[tuple[int, int]]:
+    return [m.span() for m in stream_name_matches(buf, start, end)]
+
+
+def _reference(buf: bytes, start: int, end: int) -> list[tuple[int, int]]:
+    return [m.span() for m in STREAM_NAMES_RE.finditer(buf, start, end)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_same_matches_as_finditer_on_binary_data_with_names(seed: int) -> None:
+    rng = random.Random(seed)
+    data = bytearray(rng.randbytes(3 * VECTOR_MIN + rng.randrange(1000)))
+    names = TRICKY + [n.encode() for n in sorted(KEYWORD_NAMES)]
+    for _ in range(300):
+        name = rng.choice(names)
+        at = rng.randrange(len(data) - len(name))
+        data[at:at + len(name)] = name
+    data[:3] = b"/JS"  # a match at the very start
+    data[-4:] = b"/AA/"  # and one cut by the end
+    buf = bytes(data)
+    for start, end in [(0, len(buf)), (1, len(buf) - 1), (5, VECTOR_MIN + 7), (100, 2 * VECTOR_MIN + 333)]:
+        got = _spans(buf, start, end)
+        assert got == _reference(buf, start, end)
+    assert len(_spans(buf, 0, len(buf))) > 100
+
+
+def test_small_spans_take_the_plain_path_with_the_same_result() -> None:
+    buf = b"xx/JavaScript yy /AA " * 10
+    assert _spans(buf, 0, len(buf)) == _reference(buf, 0, len(buf)) != []
