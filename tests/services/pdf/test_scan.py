@@ -296,6 +296,25 @@ def test_copy_is_independent(corpus: dict[str, Sample]) -> None:
     assert garbage.offset == body + 5000 and sc.offset == len(data)
 
 
+@pytest.mark.parametrize("where", ["syntax", "plain_stream", "objstm"])
+def test_copy_is_independent_wherever_it_is_taken(corpus: dict[str, Sample], where: str) -> None:
+    """Both ways of copying (pickle; deepcopy when zlib state is inside) give a twin
+    that shares nothing with the original."""
+    data = corpus["js_open_action_objstm"].path.read_bytes()
+    cut = {"syntax": data.index(b"obj") + 4,
+           "plain_stream": data.index(b"stream\n") + 9,
+           "objstm": data.index(b"stream", data.index(b"/ObjStm")) + 20}[where]
+    sc = PdfStreamScanner()
+    sc.feed(data[:cut])
+    twin = sc.copy()
+    twin.feed(b"/JavaScript /Launch " * 500)
+    twin.finish()
+    sc.feed(data[cut:])
+    sc.finish()
+    assert sc.summary() == scan(data).summary()
+    assert twin.summary() != sc.summary()
+
+
 def test_feed_contract() -> None:
     data = mini_pdf(b"<< /S /Launch /F (x.exe) >>")
     a = PdfStreamScanner()
