@@ -193,7 +193,7 @@ class AssemblyService:
             for piece in pieces:
                 digest.update(piece)
 
-        sink: BlockSink[list[memoryview]] = BlockSink(self.stream_pool, update)
+        sink: BlockSink[list[memoryview]] = BlockSink(self.stream_pool, update, SLOTS)
         try:
             async for pieces in self._blocks(data, length, -1):
                 await sink.put(pieces)
@@ -230,9 +230,9 @@ class AssemblyService:
             for piece in pieces:
                 findings.extend(fork.feed(piece))
 
-        sinks: list[BlockSink[list[memoryview]]] = [BlockSink(self.stream_pool, write)]
+        sinks: list[BlockSink[list[memoryview]]] = [BlockSink(self.stream_pool, write, SLOTS)]
         if fork is not None:
-            sinks.append(BlockSink(self.stream_pool, scan))
+            sinks.append(BlockSink(self.stream_pool, scan, SLOTS))
         try:
             first = chunk_id == 0
             async for pieces in self._blocks(data, length, chunk_id):
