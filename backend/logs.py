@@ -65,7 +65,8 @@ def bind_owner(owner: str) -> None:
 CONTEXT_FIELDS = ("request_id", "session_id", "owner")
 # uvicorn logs each WebSocket handshake with its full path: a ``?token=`` key must not reach a log.
 _TOKEN = re.compile(r"([?&]token=)[^&\s\"']+")
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName",
+                                                                           "color_message"}  # uvicorn's ANSI copy
 
 
 class ContextFilter(logging.Filter):
