@@ -1,4 +1,8 @@
-"""The application factory: ``create_app(settings)`` wires services, routers and handlers."""
+"""The application factory: ``create_app(settings)`` wires services, routers and handlers.
+
+Middleware, outermost first, all pure ASGI: the request context (request id, access
+log), CORS (when ``STREAMING_CORS_ORIGINS`` is set), the body cap. Keys are read here,
+so a bad key configuration stops the server before it listens."""
 
 from __future__ import annotations
 
@@ -10,16 +14,24 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
+from starlette.middleware.cors import CORSMiddleware
 
-from backend.api import documents, search, security, streaming, websocket
+from backend.api import documents, ops, search, security, streaming, websocket
+from backend.api.body_limit import BodyLimitMiddleware
 from backend.api.errors import envelope, install_error_handlers
+from backend.api.request_context import RequestContextMiddleware
 from backend.errors import NotFound
+from backend.services.auth import KeyRing
 from backend.services.container import build_services
 from backend.settings import Settings, get_settings
 
 FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"  # written by `make frontend`
 STATIC_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 STATIC_TYPES = {".js": "text/javascript", ".map": "application/json", ".css": "text/css", ".html": "text/html"}
+# What the browser client reads from responses, and sends, across origins.
+CORS_EXPOSE = ["Retry-After", "X-Request-ID", "Content-Range", "Accept-Ranges", "Content-Length",
+               "Content-Disposition", "ETag"]
+CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "X-Request-ID", "Range"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -42,7 +54,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.keys = KeyRing.from_settings(settings)
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_request_body)
+    if settings.cors_origin_list:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=False,
+                           allow_methods=["GET", "POST", "DELETE", "OPTIONS"], allow_headers=CORS_ALLOW_HEADERS,
+                           expose_headers=CORS_EXPOSE, max_age=600)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(ops.router)
     app.include_router(streaming.router)
     app.include_router(security.router)
     app.include_router(search.router)  # before documents: /search is not a {doc_id}
@@ -64,9 +84,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise NotFound(f"no static file {name!r}")
         media = STATIC_TYPES.get(path.suffix, "application/octet-stream")
         return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
-
-    @app.get("/health", tags=["operations"])
-    async def health() -> JSONResponse:
-        return JSONResponse({"status": "ok"})
 
     return app

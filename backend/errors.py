@@ -14,17 +14,19 @@ never import anything from the web framework.
     ├── SecurityRejected        422 security_rejected
     ├── NotAPdf                 415 not_a_pdf
     ├── FileTooLarge            413 file_too_large
+    ├── RequestTooLarge         413 request_too_large  (a body over the endpoint's cap)
     ├── NotFound                404 not_found
     ├── SessionExpired          410 session_expired
     ├── SessionNotActive        409 session_not_active
     ├── ChunkConflict           409 chunk_conflict
     ├── UploadIncomplete        409 upload_incomplete
     ├── DuplicateDocument       409 duplicate_document
-    ├── Unauthorized            401 unauthorized
+    ├── Unauthorized            401 unauthorized       (WWW-Authenticate: Bearer)
     ├── TooManyUploads          429 too_many_uploads
     ├── RateLimited             429 rate_limited     (Retry-After)
     ├── ServerBusy              503 server_busy      (Retry-After)
-    └── InsufficientStorage     507 insufficient_storage
+    ├── InsufficientStorage     507 insufficient_storage
+    └── QuotaExceeded           507 upload_quota_exceeded (the owner's unfinished uploads are too big)
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class UploadError(Exception):
             body["retry_after"] = self.retry_after
         body.update(self.extra)
         return body
+
+    def headers(self) -> dict[str, str] | None:
+        """HTTP headers that go with the refusal (``Retry-After`` when there is a hint)."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
 
 
 class InvalidRequest(UploadError):
@@ -109,8 +115,15 @@ class DuplicateDocument(UploadError):
     code, status = "duplicate_document", 409
 
 
+class RequestTooLarge(UploadError):
+    code, status = "request_too_large", 413
+
+
 class Unauthorized(UploadError):
     code, status = "unauthorized", 401
+
+    def headers(self) -> dict[str, str] | None:
+        return {"WWW-Authenticate": 'Bearer realm="pdf-upload"'}
 
 
 class TooManyUploads(UploadError):
@@ -127,3 +140,9 @@ class ServerBusy(UploadError):
 
 class InsufficientStorage(UploadError):
     code, status = "insufficient_storage", 507
+
+
+class QuotaExceeded(UploadError):
+    """507 as WebDAV quotas use it (RFC 4331): the server will not store more for this owner."""
+
+    code, status = "upload_quota_exceeded", 507

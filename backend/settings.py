@@ -10,7 +10,9 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -59,6 +61,27 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    # -- the security perimeter (backend/services/auth.py, ratelimit.py, quotas; api/body_limit.py) --
+    api_keys: SecretStr | None = Field(
+        None, description="API keys and their owners, 'key1:alice,key2:bob'. With keys, every API endpoint and "
+        "the WebSocket want 'Authorization: Bearer <key>'; without, one owner and loopback only.")
+    api_keys_file: Path | None = Field(None, description="More keys, one 'key:owner' a line ('#' comments).")
+    allow_public_without_keys: bool = Field(
+        False, description="Serve a non-loopback address with no API keys (anyone who reaches it is the owner).")
+    rate_limit_per_minute: int = Field(60, ge=0, description="Sessions an owner may open per minute (0: no limit).")
+    rate_limit_burst: int = Field(10, ge=1, description="Sessions an owner may open at once, within that rate.")
+    ip_rate_limit_per_minute: int = Field(60, ge=0, description="Sessions one client IP may open per minute (0: off).")
+    ip_rate_limit_burst: int = Field(10, ge=1, description="Sessions one client IP may open at once.")
+    max_open_sessions_per_owner: int = Field(20, ge=1, description="Unfinished sessions an owner may hold.")
+    max_pending_mb_per_owner: float = Field(
+        10240, gt=0, description="Total size of an owner's unfinished uploads (disk they reserve).")
+    max_request_body_kb: float = Field(
+        64, gt=0, description="Largest request body outside the chunk endpoint (whose cap is 8 MiB + 64 KiB).")
+    cors_origins: str | None = Field(
+        None, description="Comma-separated origins allowed to call the API from a browser ('*' for any).")
+    ready_min_free_mb: float = Field(256, ge=0, description="/ready fails below this much free disk space.")
+    log_format: Literal["json", "text"] = Field("json", description="One JSON object per log line, or plain text.")
+
     @model_validator(mode="after")
     def _resolve_dirs(self) -> Settings:
         if self.upload_dir is None:
@@ -98,6 +121,18 @@ class Settings(BaseSettings):
     @property
     def session_timeout_seconds(self) -> float:
         return self.session_timeout_hours * 3600
+
+    @property
+    def max_pending_bytes_per_owner(self) -> int:
+        return int(self.max_pending_mb_per_owner * MIB)
+
+    @property
+    def max_request_body(self) -> int:
+        return int(self.max_request_body_kb * 1024)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return self._kinds(self.cors_origins) or []
 
 
 @lru_cache

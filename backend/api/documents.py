@@ -10,9 +10,10 @@ from fastapi.responses import FileResponse
 from backend.api.deps import owner, services
 from backend.api.schemas import DocumentOut, ErrorBody
 from backend.services.container import Services
+from backend.services.filenames import sanitize_filename
 
-router = APIRouter(prefix="/api/documents", tags=["documents"])
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+router = APIRouter(prefix="/api/documents", tags=["documents"], dependencies=[Depends(owner)])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 404: {"model": ErrorBody}}
 
 
 @router.get("", response_model=list[DocumentOut])
@@ -33,7 +34,8 @@ async def get_document(doc_id: int, svc: Services = Depends(services), who: str 
 async def get_file(doc_id: int, svc: Services = Depends(services), who: str = Depends(owner)) -> FileResponse:
     """The stored PDF, byte-exact, with `Range` support."""
     doc, path = await svc.documents.file_path(who, doc_id)
-    return FileResponse(path, media_type="application/pdf", filename=doc.filename,
+    # sanitized again: records stored before names were sanitized reach a header here
+    return FileResponse(path, media_type="application/pdf", filename=sanitize_filename(doc.filename),
                         headers={"ETag": f'"{doc.sha256}"', "Cache-Control": "private, max-age=0"})
 
 

@@ -27,7 +27,7 @@ def envelope(status: int, code: str, message: str, headers: dict[str, str] | Non
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UploadError)
     async def upload_error(request: Request, exc: UploadError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        headers = exc.headers()
         if exc.status >= 500:
             log.warning("%s %s: %s (%s)", request.method, request.url.path, exc.code, exc.message)
         return JSONResponse(exc.body(), status_code=exc.status, headers=headers)

@@ -36,6 +36,8 @@ class SessionOut(BaseModel):
     filename: str
     file_size: int
     status: str
+    original_filename: str | None = Field(
+        None, description="The name as the client sent it, when `filename` had to be sanitized")
 
 
 class ResumeIn(BaseModel):
@@ -94,6 +96,8 @@ class DocumentOut(BaseModel):
     security: dict[str, Any] = {}
     index_status: str = Field(description="pending, importing, indexed, no_text or failed")
     index_error: str | None = Field(None, description="Why the import failed (index_status failed)")
+    original_filename: str | None = Field(
+        None, description="The name as the client sent it, when `filename` had to be sanitized (metadata only)")
 
 
 class CompleteOut(BaseModel):

@@ -15,7 +15,7 @@ from backend.api.deps import owner, services
 from backend.api.schemas import ErrorBody
 from backend.services.container import Services
 
-router = APIRouter(prefix="/api/documents", tags=["search"])
+router = APIRouter(prefix="/api/documents", tags=["search"], dependencies=[Depends(owner)])
 
 
 class SearchHitOut(BaseModel):

@@ -1,4 +1,8 @@
-"""``/api/documents/streaming``: the seven endpoints of the chunked upload contract."""
+"""``/api/documents/streaming``: the seven endpoints of the chunked upload contract.
+
+Every route needs the caller's key (:func:`owner`, on the router). Opening a session
+is rate-limited per owner and per client address; each request's log lines carry its
+session id; chunk latency and refusals feed the metrics."""
 
 from __future__ import annotations
 
@@ -10,22 +14,23 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Request
 from starlette.requests import ClientDisconnect
 
-from backend.api.deps import owner, services
+from backend.api.deps import client_ip, owner, services
 from backend.api.multipart import ChunkForm
 from backend.api.schemas import (
     CancelIn, CancelOut, ChunkOut, CompleteOut, ErrorBody, InitiateIn, MemoryStatsOut, ResumableOut, ResumeIn,
     ResumeOut, SessionOut,
 )
-from backend.errors import InvalidChunk, UploadError
+from backend.errors import InvalidChunk, RequestTooLarge, UploadError
+from backend.logs import bind_session
 from backend.services.container import Services
 from backend.services.live import LiveSession
 from backend.services.models import iso
 from backend.services.sessions import InitiateRequest
 
-router = APIRouter(prefix="/api/documents/streaming", tags=["streaming upload"])
+router = APIRouter(prefix="/api/documents/streaming", tags=["streaming upload"], dependencies=[Depends(owner)])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (404, 409, 410, 413, 415, 422, 429, 503, 507)
+    code: {"model": ErrorBody} for code in (401, 404, 409, 410, 413, 415, 422, 429, 503, 507)
 }
 DRAIN_LIMIT = 16 << 20
 
@@ -60,13 +65,21 @@ def session_view(live: LiveSession) -> dict[str, Any]:
         "filename": s.filename,
         "file_size": s.file_size,
         "status": s.status,
+        "original_filename": s.original_filename,
     }
 
 
 @router.post("/initiate", status_code=201, response_model=SessionOut, responses=ERRORS)
-async def initiate(body: InitiateIn, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
-    """Open an upload session. The server chooses the chunk size (2-8 MiB)."""
+async def initiate(body: InitiateIn, request: Request, svc: Services = Depends(services),
+                   who: str = Depends(owner)) -> dict[str, Any]:
+    """Open an upload session. The server chooses the chunk size (2-8 MiB).
+
+    Rate-limited per owner and per client address (429 `rate_limited` with
+    `Retry-After`); capped per owner: unfinished sessions (429 `too_many_uploads`) and
+    their total size (507 `upload_quota_exceeded`)."""
+    await svc.rate_limits.check(who, client_ip(request))
     live = await svc.sessions.initiate(who, InitiateRequest(**body.model_dump()))
+    bind_session(live.id)
     return session_view(live)
 
 
@@ -102,6 +115,8 @@ async def upload_chunk(
 
     Streamed to its place in the partial file while hashed; in any order, in parallel,
     retried at will (same bytes again: success; other bytes: 409 `chunk_conflict`)."""
+    bind_session(session_id)
+    started = time.perf_counter()
     stream = request.stream()
     try:
         form = ChunkForm(stream, request.headers.get("content-type", ""))
@@ -113,10 +128,14 @@ async def upload_chunk(
             who, session_id, chunk_id, offset, lambda: form.fields.get("checksum") or None, form.file_data()
         )
     except ClientDisconnect:
+        svc.metrics.chunk_refused("client_disconnected")
         raise InvalidChunk("the client went away before the chunk was complete") from None
-    except UploadError:
-        await _drain(stream)
+    except UploadError as exc:
+        svc.metrics.chunk_refused(exc.code)
+        if not isinstance(exc, RequestTooLarge):  # an oversized body is not worth reading on
+            await _drain(stream)
         raise
+    svc.metrics.chunk_accepted(time.perf_counter() - started)
     return {
         "success": True, "chunk_id": result.chunk_id, "next_chunk_id": result.next_chunk_id,
         "upload_complete": result.upload_complete,
@@ -127,6 +146,7 @@ async def upload_chunk(
 @router.post("/complete/{session_id}", response_model=CompleteOut, responses=ERRORS)
 async def complete(session_id: str, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
     """Verify, validate, store and record the file. Calling it again returns the same document."""
+    bind_session(session_id)
     done = await svc.completion.complete(who, session_id)
     return {"document": await svc.documents.view(done.document), "duplicate": done.duplicate}
 
@@ -134,6 +154,7 @@ async def complete(session_id: str, svc: Services = Depends(services), who: str 
 @router.post("/resume", response_model=ResumeOut, responses=ERRORS)
 async def resume(body: ResumeIn, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
     """Which chunks the server really holds (checked against the bytes on disk)."""
+    bind_session(body.session_id)
     live = await svc.sessions.resume(who, body.session_id, body.client_id)
     s = live.session
     view = session_view(live)
@@ -152,6 +173,7 @@ async def cancel(
     who: str = Depends(owner),
 ) -> dict[str, Any]:
     """Stop an upload: its partial file and saved state are removed."""
+    bind_session(session_id)
     await svc.sessions.cancel(who, session_id, body.reason if body else None)
     return {"success": True, "session_id": session_id, "status": "cancelled"}
 

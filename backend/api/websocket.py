@@ -7,8 +7,9 @@ import logging
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from backend.api.deps import SINGLE_OWNER, services
-from backend.errors import UploadError
+from backend.api.deps import authenticate, services
+from backend.api.errors import envelope
+from backend.errors import Unauthorized, UploadError
 from backend.services.sessions import CLIENT_ID
 
 router = APIRouter()
@@ -20,12 +21,22 @@ async def progress_socket(websocket: WebSocket, client_id: str) -> None:
     """Events of sessions initiated or resumed with ``client_id`` arrive unasked.
 
     Send ``{"type": "join_upload_room", "session_id": ...}`` (or ``leave_upload_room``)
-    to follow another of your sessions; ``{"type": "ping"}`` is answered with a pong."""
+    to follow another of your sessions; ``{"type": "ping"}`` is answered with a pong.
+
+    With API keys on, the key comes in ``Authorization: Bearer`` or, since browsers
+    cannot set headers on a WebSocket, as ``?token=``. It is checked before the
+    handshake completes: a wrong or missing key gets HTTP 401 with the error envelope
+    (or, on a server without the denial-response extension, a close with 1008 before
+    accepting). A client only ever hears its owner's events and joins its owner's rooms."""
     if not CLIENT_ID.match(client_id):
         await websocket.close(code=1008, reason="invalid client_id")
         return
+    try:
+        who = authenticate(websocket, _key_of(websocket))
+    except Unauthorized as exc:
+        await _deny(websocket, exc)
+        return
     svc = await services(websocket)
-    who = SINGLE_OWNER
     await websocket.accept()
     conn = svc.hub.attach(client_id, who, websocket)
     try:
@@ -58,3 +69,17 @@ async def progress_socket(websocket: WebSocket, client_id: str) -> None:
         pass
     finally:
         svc.hub.detach(conn)
+
+
+def _key_of(websocket: WebSocket) -> str | None:
+    scheme, _, credentials = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return websocket.query_params.get("token") or None
+
+
+async def _deny(websocket: WebSocket, exc: Unauthorized) -> None:
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(envelope(exc.status, exc.code, exc.message, headers=exc.headers()))
+    else:
+        await websocket.close(code=1008, reason="unauthorized")

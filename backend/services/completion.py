@@ -102,7 +102,8 @@ class CompletionService:
                 await self.complete(live.session.owner, live.id)
                 recovered += 1
             except UploadError as exc:
-                log.warning("session %s: could not finish its interrupted completion (%s)", live.id, exc.message)
+                log.warning("session %s: could not finish its interrupted completion (%s)", live.id, exc.message,
+                            extra={"session_id": live.id})
         return recovered
 
     async def _existing(self, live: LiveSession) -> Completed:
@@ -141,6 +142,7 @@ class CompletionService:
             owner=s.owner, title=s.title, filename=s.filename, file_size=s.file_size, sha256=sha256,
             now=self.sessions.clock(), session_id=s.session_id, page_count=info.get("page_count"),
             pdf_version=info.get("pdf_version"), security=info.get("security", {}),
+            original_filename=s.original_filename,
         )
         doc = await self._run(self.documents.repo.insert, doc)
         return await self._done(live, doc, duplicate=False)
@@ -183,7 +185,8 @@ class CompletionService:
             await self.importer.submit(doc, embed=s.auto_build_index)
         else:
             self.reporter.status(live, "completed", "Upload complete", document_id=doc.id, duplicate=duplicate)
-        log.info("session %s: completed as document %d%s", live.id, doc.id, " (duplicate)" if duplicate else "")
+        log.info("session %s: completed as document %d%s", live.id, doc.id, " (duplicate)" if duplicate else "",
+                 extra={"session_id": live.id})
         return Completed(doc, duplicate)
 
     async def _fail(self, live: LiveSession, exc: UploadError) -> None:

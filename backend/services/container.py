@@ -14,8 +14,10 @@ from backend.services.backpressure import MemoryBudget
 from backend.services.completion import CompletionService
 from backend.services.documents import DocumentService
 from backend.services.importer.service import ImportService
+from backend.services.metrics import Metrics, Sources
 from backend.services.prefix import PrefixService
 from backend.services.progress import LocalProgressBus, ProgressReporter
+from backend.services.ratelimit import Rule, SessionRateLimits, SlidingWindowLimiter
 from backend.services.sessions import SessionService
 from backend.services.stats import StatsService
 from backend.services.validation import ValidationService
@@ -44,6 +46,8 @@ class Services:
     reporter: ProgressReporter
     repo: SqliteDocumentRepository
     importer: ImportService
+    metrics: Metrics
+    rate_limits: SessionRateLimits
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -110,5 +114,19 @@ def build_services(settings: Settings) -> Services:
     importer = ImportService(settings, repo, queue, blobs, reporter, pool, sessions.live.get)
     completion.importer = importer
     documents.on_delete = importer.forget
+    rate_limits = SessionRateLimits(
+        SlidingWindowLimiter(),
+        owner_rule=Rule(settings.rate_limit_per_minute, 60.0, settings.rate_limit_burst),
+        ip_rule=Rule(settings.ip_rate_limit_per_minute, 60.0, settings.ip_rate_limit_burst),
+    )
+    metrics = Metrics()
+    metrics.watch(Sources(
+        bytes_received=lambda: assembly.bytes_received, chunks_accepted=lambda: assembly.chunks_accepted,
+        uploads_completed=lambda: completion.completed, active_sessions=sessions.active_count,
+        open_sessions=sessions.open_count, inflight_bytes=lambda: budget.in_use,
+        backpressure=lambda: {"wait": budget.waits, "refusal": budget.refusals},
+        rate_limited=lambda: dict(rate_limits.refusals),
+    ))
+    importer.on_finished = metrics.import_finished
     return Services(settings, pool, sessions, assembly, completion, documents, validation, stats, hub,
-                    reporter, repo, importer)
+                    reporter, repo, importer, metrics, rate_limits)

@@ -31,6 +31,7 @@ def document_view(doc: DocumentRecord, available: bool) -> dict[str, Any]:
         "security": doc.security,
         "index_status": doc.index_status,
         "index_error": doc.index_error,
+        "original_filename": doc.original_filename,
     }
 
 

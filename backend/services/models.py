@@ -58,6 +58,12 @@ class Session:
     error: dict[str, Any] | None = None
     scan: dict[str, Any] = field(default_factory=dict)
     updated_at: float = 0.0
+    original_filename: str | None = None  # as the client sent it, when sanitizing changed it
+
+    @property
+    def unfinished(self) -> bool:
+        """Still holding (or about to hold) a partial file: counts against the owner's caps."""
+        return self.status in (UPLOADING, PROCESSING)
 
     @property
     def total_chunks(self) -> int:

@@ -75,7 +75,8 @@ class PrefixService:
                 if not ok:
                     # The store no longer holds what was recorded: forget the chunk so
                     # the client sends it again; rebuild the prefix from scratch later.
-                    log.warning("session %s: chunk %d failed its check on read-back", live.id, chunk_id)
+                    log.warning("session %s: chunk %d failed its check on read-back", live.id, chunk_id,
+                                extra={"session_id": live.id})
                     s.chunks.pop(chunk_id, None)
                     live.prefix = None
                     live.touch()

@@ -1,7 +1,9 @@
 """SessionService: initiate, look up, resume, cancel, list, expire, and persist sessions.
 
-Owns the chunk-size rule, the size limit and the cap on active uploads. Every session
-belongs to an owner; another owner's session is simply not found. State is persisted
+Owns the chunk-size rule, the size limit, the cap on active uploads and each owner's
+caps (unfinished sessions, and their total size). Every session belongs to an owner;
+another owner's session is simply not found. The client's file name is sanitized here
+(:mod:`backend.services.filenames`) before anything stores it. State is persisted
 through a :class:`~backend.storage.base.StateStore` after every change that matters,
 coalesced so that parallel chunks share one write.
 """
@@ -20,8 +22,10 @@ from pathlib import PurePath
 from typing import Any
 
 from backend.errors import (
-    DuplicateDocument, FileTooLarge, InvalidRequest, NotFound, SessionExpired, TooManyUploads, UploadError,
+    DuplicateDocument, FileTooLarge, InvalidRequest, NotFound, QuotaExceeded, SessionExpired, TooManyUploads,
+    UploadError,
 )
+from backend.services.filenames import sanitize_filename
 from backend.services.live import LiveSession
 from backend.services.models import (
     CANCELLED, COMPLETED, FAILED, PROCESSING, UPLOADING, Session, choose_chunk_size,
@@ -84,7 +88,8 @@ class SessionService:
             try:
                 session = Session.from_record(record)
             except (TypeError, ValueError) as exc:
-                log.error("session state %s is not a session (%s); ignored", record.get("session_id"), exc)
+                log.error("session state %s is not a session (%s); ignored", record.get("session_id"), exc,
+                          extra={"session_id": record.get("session_id")})
                 continue
             # A session left in PROCESSING was interrupted inside /complete; the completion
             # service finishes or reopens it at start-up (see CompletionService.recover).
@@ -95,9 +100,9 @@ class SessionService:
     # -- initiate -------------------------------------------------------------------------
 
     async def initiate(self, owner: str, req: InitiateRequest) -> LiveSession:
-        filename = PurePath(req.filename.replace("\\", "/")).name.strip()
-        if not filename or len(filename) > 255 or any(ord(c) < 32 for c in filename):
-            raise InvalidRequest("filename must be a plain file name of 1-255 printable characters")
+        filename = sanitize_filename(req.filename, fallback="")
+        if not filename:
+            raise InvalidRequest("filename has nothing left once paths and control characters are removed")
         if req.file_size <= 0:
             raise InvalidRequest("file_size must be greater than 0")
         if req.file_size > self.settings.max_file_size:
@@ -115,6 +120,7 @@ class SessionService:
             if document is not None:
                 raise DuplicateDocument("this file is already stored", document=document)
         self.ensure_slot(None)
+        self.ensure_owner_quota(owner, req.file_size)  # no await from here to self.live[...]: no race
         now = self.clock()
         chunk_size = choose_chunk_size(req.file_size, req.chunk_size or self.settings.default_chunk_size)
         session = Session(
@@ -131,6 +137,7 @@ class SessionService:
             auto_build_index=req.auto_build_index,
             expected_hash=expected,
             updated_at=now,
+            original_filename=req.filename if req.filename != filename else None,
         )
         live = LiveSession(session, prefix=self.prefix.new_state())
         self.live[session.session_id] = live  # before any file exists: the orphan sweep skips it
@@ -144,7 +151,7 @@ class SessionService:
             raise
         live.saved_version = live.version
         log.info("session %s: initiated %r, %d bytes in %d chunks", session.session_id, filename,
-                 session.file_size, session.total_chunks)
+                 session.file_size, session.total_chunks, extra={"session_id": session.session_id})
         return live
 
     # -- lookup ---------------------------------------------------------------------------
@@ -165,6 +172,28 @@ class SessionService:
             1 for lv in self.live.values()
             if lv.session.status in (UPLOADING, PROCESSING) and (lv.in_flight or now - lv.last_activity < idle)
         )
+
+    def open_count(self) -> int:
+        """Unfinished sessions, all owners (for the metrics)."""
+        now = self.clock()
+        return sum(1 for lv in self.live.values() if lv.session.unfinished and not lv.session.expired(now))
+
+    def ensure_owner_quota(self, owner: str, file_size: int) -> None:
+        """Refuse a new session past the owner's caps: unfinished sessions (429
+        ``too_many_uploads``) and their total size (507 ``upload_quota_exceeded``).
+        Both recover as the owner's uploads complete, are cancelled or expire."""
+        now = self.clock()
+        mine = [lv.session for lv in self.live.values()
+                if lv.session.owner == owner and lv.session.unfinished and not lv.session.expired(now)]
+        cap = self.settings.max_open_sessions_per_owner
+        if len(mine) >= cap:
+            raise TooManyUploads(f"you have {len(mine)} unfinished uploads, the most allowed; complete or cancel "
+                                 f"one first", retry_after=30, scope="owner", limit=cap)
+        quota = self.settings.max_pending_bytes_per_owner
+        pending = sum(s.file_size for s in mine)
+        if pending + file_size > quota:
+            raise QuotaExceeded(f"your unfinished uploads hold {pending} bytes; {file_size} more would pass the "
+                                f"quota of {quota} bytes", quota_bytes=quota, pending_bytes=pending)
 
     def ensure_slot(self, live: LiveSession | None) -> None:
         """Refuse a new (or idle, reawakening) upload when the active cap is reached."""
@@ -208,7 +237,8 @@ class SessionService:
                 await self._run(self.chunks.create, live.id, live.session.file_size)
             bad = await self.prefix.rebuild(live)
             if bad:
-                log.warning("session %s: chunks %s failed verification and are missing again", live.id, bad)
+                log.warning("session %s: chunks %s failed verification and are missing again", live.id, bad,
+                            extra={"session_id": live.id})
         live.touch()
         await self.save(live)
         return live
@@ -223,7 +253,7 @@ class SessionService:
         await self._remove(live)
         self.reporter.status(live, status, message)
         self.reporter.forget(live.id)
-        log.info("session %s: %s (%s)", live.id, status, message)
+        log.info("session %s: %s (%s)", live.id, status, message, extra={"session_id": live.id})
 
     async def _remove(self, live: LiveSession) -> None:
         """Delete the session's bytes and saved state (never under a save in progress)
@@ -250,11 +280,11 @@ class SessionService:
         for live in expired:
             await self._remove(live)
             self.reporter.forget(live.id)
-            log.info("session %s: expired and swept", live.id)
+            log.info("session %s: expired and swept", live.id, extra={"session_id": live.id})
         orphans = [u for u in await self._run(self.chunks.list_uploads) if u not in self.live]
         for upload_id in orphans:
             await self._run(self.chunks.delete, upload_id)
-            log.info("partial file %s had no session; removed", upload_id)
+            log.info("partial file %s had no session; removed", upload_id, extra={"session_id": upload_id})
         return len(expired) + len(orphans)
 
     async def fail(self, live: LiveSession, exc: UploadError) -> None:
@@ -268,4 +298,4 @@ class SessionService:
         await self._run(self.chunks.delete, live.id)
         await self.save(live)
         self.reporter.status(live, FAILED, exc.message, error=exc.code, **exc.extra)
-        log.warning("session %s: failed (%s: %s)", live.id, exc.code, exc.message)
+        log.warning("session %s: failed (%s: %s)", live.id, exc.code, exc.message, extra={"session_id": live.id})

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS documents (
     pdf_version       TEXT,
     security          TEXT NOT NULL DEFAULT '{}',
     index_status      TEXT NOT NULL DEFAULT 'pending',
-    index_error       TEXT
+    index_error       TEXT,
+    original_filename TEXT
 );
 CREATE INDEX IF NOT EXISTS documents_owner_sha ON documents (owner, sha256);
 CREATE INDEX IF NOT EXISTS documents_sha ON documents (sha256);
@@ -53,15 +54,23 @@ class DocumentRecord:
     security: dict[str, Any] = field(default_factory=dict)
     index_status: str = "pending"
     index_error: str | None = None
+    original_filename: str | None = None  # the client's name when sanitizing changed it (metadata only)
 
 
 _COLUMNS = [f for f in DocumentRecord.__dataclass_fields__]
+# Columns added after the first release: (name, SQL type), added to older databases on open.
+_ADDED = [("original_filename", "TEXT")]
 _BySha = dict[str, list[DocumentRecord]]  # (``list`` is a method name in the class below)
 
 
 class SqliteDocumentRepository(SqliteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path, _SCHEMA)
+        with self._lock:
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(documents)")}
+            for name, sql_type in _ADDED:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE documents ADD COLUMN {name} {sql_type}")
 
     @staticmethod
     def _record(row: sqlite3.Row | None) -> DocumentRecord | None:

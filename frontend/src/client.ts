@@ -386,6 +386,8 @@ export interface ClientOptions {
   backoff?: BackoffOptions;
   /** Ask the server for this chunk size (it clamps it to 2-8 MiB). */
   chunkSize?: number;
+  /** An API key: sent as `Authorization: Bearer` on requests, as `?token=` on the WebSocket. */
+  apiKey?: string;
 }
 
 export function newClientId(): string {
@@ -403,6 +405,7 @@ export class UploadClient {
   readonly maxRetries: number;
   readonly backoff: BackoffOptions;
   readonly chunkSize: number | undefined;
+  readonly apiKey: string | undefined;
   private readonly fetchImpl: typeof fetch;
 
   constructor(opts: ClientOptions = {}) {
@@ -415,6 +418,7 @@ export class UploadClient {
     this.maxRetries = Math.max(0, opts.maxRetries ?? DEFAULT_MAX_RETRIES);
     this.backoff = opts.backoff ?? {};
     this.chunkSize = opts.chunkSize;
+    this.apiKey = opts.apiKey || undefined;
   }
 
   // -- endpoints ------------------------------------------------------------------------
@@ -447,6 +451,13 @@ export class UploadClient {
 
   documentUrl(id: number): string {
     return `${this.baseUrl}/api/documents/${id}/file`;
+  }
+
+  /** The stored PDF as a Blob (a plain link cannot send the API key). */
+  async download(id: number, signal?: AbortSignal): Promise<Blob> {
+    const res = await this.fetchImpl(this.documentUrl(id), { headers: this.authHeaders(), signal: signal ?? null });
+    if (!res.ok) throw new ApiError(res.status === 401 ? "unauthorized" : `http_${res.status}`, res.statusText, res.status);
+    return res.blob();
   }
 
   /** Full-text search; throws ApiError("search_unavailable") while the server has none. */
@@ -501,7 +512,12 @@ export class UploadClient {
 
   wsUrl(): string {
     const origin = this.baseUrl || (typeof location !== "undefined" ? location.origin : "http://localhost");
-    return `${origin.replace(/^http/, "ws")}/ws/${encodeURIComponent(this.clientId)}`;
+    const token = this.apiKey ? `?token=${encodeURIComponent(this.apiKey)}` : "";
+    return `${origin.replace(/^http/, "ws")}/ws/${encodeURIComponent(this.clientId)}${token}`;
+  }
+
+  authHeaders(): Record<string, string> {
+    return this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {};
   }
 
   // -- plumbing -------------------------------------------------------------------------
@@ -525,7 +541,7 @@ export class UploadClient {
   }
 
   async request<T>(method: string, path: string, body?: BodyInit, signal?: AbortSignal): Promise<T> {
-    const headers: Record<string, string> = { accept: "application/json" };
+    const headers: Record<string, string> = { accept: "application/json", ...this.authHeaders() };
     if (typeof body === "string") headers["content-type"] = "application/json";
     let res: Response;
     try {

@@ -4,7 +4,9 @@
  * server keeps (`/resumable`), the documents list and the search box.
  *
  * URL parameters (for tuning and tests): `chunk_size` (bytes, the server clamps it to
- * 2-8 MiB) and `concurrency` (chunks in flight per file, default 3).
+ * 2-8 MiB) and `concurrency` (chunks in flight per file, default 3). On a server with API
+ * keys, `api_key` (kept in localStorage and taken out of the address bar) or the "API key"
+ * box in the header gives the page its key.
  */
 
 import {
@@ -19,7 +21,36 @@ const positive = (name: string): number | undefined => {
   return Number.isFinite(n) && n > 0 ? n : undefined;
 };
 
-const client = new UploadClient({ chunkSize: positive("chunk_size"), concurrency: positive("concurrency") });
+const KEY_STORE = "pdf-upload:api-key";
+
+/** The key from `?api_key=` (remembered, and removed from the address and history) or remembered. */
+function pageApiKey(): string | undefined {
+  const fromUrl = params.get("api_key");
+  if (fromUrl !== null) {
+    rememberKey(fromUrl);
+    params.delete("api_key");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
+    return fromUrl.trim() || undefined;
+  }
+  try {
+    return localStorage.getItem(KEY_STORE) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function rememberKey(key: string): void {
+  try {
+    if (key.trim()) localStorage.setItem(KEY_STORE, key.trim());
+    else localStorage.removeItem(KEY_STORE);
+  } catch {
+    /* no storage: the key lasts as long as the page */
+  }
+}
+
+const client = new UploadClient({ chunkSize: positive("chunk_size"), concurrency: positive("concurrency"),
+                                  apiKey: pageApiKey() });
 const socket: ProgressSocket = client.connect();
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {},
@@ -33,6 +64,50 @@ function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   const node = document.getElementById(id);
   if (!node) throw new Error(`#${id} missing from the page`);
   return node as T;
+}
+
+// ---------------------------------------------------------------------------------------
+// The API key (only for servers that have keys)
+// ---------------------------------------------------------------------------------------
+
+byId<HTMLFormElement>("key-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  rememberKey(byId<HTMLInputElement>("key-input").value);
+  location.reload(); // every request and the WebSocket start over with the new key
+});
+
+function askForKey(): void {
+  byId<HTMLDetailsElement>("key-box").open = true;
+  byId("key-hint").textContent = client.apiKey ? "The server refused this key." : "This server wants an API key.";
+}
+
+function isUnauthorized(err: unknown): boolean {
+  return err instanceof ApiError && err.code === "unauthorized";
+}
+
+/** A link to a stored PDF; with a key, opened through `fetch` (a plain link cannot send it). */
+function docLink(id: number, text: string, filename?: string): HTMLAnchorElement {
+  const link = el("a", { href: client.documentUrl(id), textContent: text });
+  if (filename) {
+    link.title = filename;
+    link.setAttribute("download", filename);
+  }
+  if (client.apiKey) {
+    link.addEventListener("click", (e) => {
+      e.preventDefault();
+      client.download(id).then((blob) => {
+        const url = URL.createObjectURL(blob);
+        const save = el("a", { href: url });
+        if (filename) save.download = filename;
+        else save.target = "_blank";
+        save.click();
+        setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      }).catch((err: unknown) => {
+        if (isUnauthorized(err)) askForKey();
+      });
+    });
+  }
+  return link;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -73,6 +148,9 @@ const REFUSALS: Record<string, string> = {
   session_expired: "The upload session expired",
   network_error: "Network error",
   empty_file: "Empty file",
+  unauthorized: "API key missing or refused",
+  upload_quota_exceeded: "Your unfinished uploads fill your quota",
+  request_too_large: "Request too large",
 };
 
 const REFUSED_CODES = new Set(["file_too_large", "not_a_pdf", "security_rejected", "invalid_pdf", "empty_file"]);
@@ -203,7 +281,7 @@ class UploadCard {
     const doc = result.document;
     this.message.replaceChildren(
       result.duplicate ? "Already stored as " : "Stored as ",
-      el("a", { href: client.documentUrl(doc.id), textContent: doc.title }),
+      docLink(doc.id, doc.title),
       doc.page_count != null ? ` · ${doc.page_count} page${doc.page_count === 1 ? "" : "s"}` : "",
       this.upload?.resumed
         ? ` · resumed: ${this.upload.chunksSent} of ${this.upload.totalChunks} chunks sent after the interruption`
@@ -222,6 +300,7 @@ class UploadCard {
       : error.message;
     this.message.textContent = label ? `${label}: ${detail}` : detail;
     this.message.dataset["error"] = error.code;
+    if (error.code === "unauthorized") askForKey();
     this.findings.replaceChildren(...findings.slice(0, 8).map((f) => el("li", {}, `${f.kind}: ${f.detail}`)));
     this.findings.hidden = findings.length === 0;
   }
@@ -331,7 +410,8 @@ async function refreshResumable(): Promise<void> {
   let sessions: ResumableSession[];
   try {
     sessions = await client.resumable();
-  } catch {
+  } catch (err) {
+    if (isUnauthorized(err)) askForKey();
     return;
   }
   const active = new Set(cardsBySession.keys());
@@ -382,13 +462,13 @@ async function refreshDocuments(): Promise<void> {
   let docs: DocumentInfo[];
   try {
     docs = await client.documents();
-  } catch {
+  } catch (err) {
+    if (isUnauthorized(err)) askForKey();
     return;
   }
   const body = byId("documents").querySelector("tbody")!;
   body.replaceChildren(...docs.map((d) => {
-    const link = el("a", { href: client.documentUrl(d.id), textContent: d.title, title: d.filename });
-    link.setAttribute("download", d.filename);
+    const link = docLink(d.id, d.title, d.filename);
     const verdict = d.security?.verdict ?? "";
     const row = el("tr", {},
       el("td", {}, link),
@@ -422,7 +502,7 @@ byId<HTMLFormElement>("search-form").addEventListener("submit", async (e) => {
       ? [el("p", { className: "empty" }, `No matches for “${q}”.`)]
       : [el("div", { className: "hits-head" }, `${hits.length} passage${hits.length === 1 ? "" : "s"} for “${q}”`),
          ...hits.slice(0, 50).map((h) => el("div", { className: "hit" },
-          el("a", { href: client.documentUrl(h.document_id), textContent: String(h.title ?? `Document ${h.document_id}`) }),
+          docLink(h.document_id, String(h.title ?? `Document ${h.document_id}`)),
           el("span", { className: "where" }, h.page != null ? ` · page ${h.page}` : ""),
           el("div", {}, String(h.text ?? ""))))]));
   } catch (err) {

@@ -110,3 +110,22 @@ test("requests retry 429/503 after Retry-After and surface the server's error co
   });
   assert.equal(calls.length, 4, "a 413 is not retried");
 });
+
+test("an API key goes in the Authorization header and in the WebSocket's ?token=", async () => {
+  const seen = [];
+  const fetchStub = async (url, init) => {
+    seen.push(init.headers);
+    return new Response(url.endsWith("/file") ? "%PDF-1.7" : "[]", { status: 200 });
+  };
+  const keyed = new UploadClient({ fetch: fetchStub, storage: null, clientId: "t1", apiKey: "k/ey+1",
+                                   baseUrl: "http://h:1" });
+  await keyed.documents();
+  assert.equal(seen[0].authorization, "Bearer k/ey+1");
+  assert.equal(keyed.wsUrl(), "ws://h:1/ws/t1?token=k%2Fey%2B1");
+  assert.equal(await (await keyed.download(3)).text(), "%PDF-1.7");
+  assert.equal(seen[1].authorization, "Bearer k/ey+1");
+  const open = new UploadClient({ fetch: fetchStub, storage: null, clientId: "t2", baseUrl: "http://h:1" });
+  await open.documents();
+  assert.equal(seen[2].authorization, undefined, "no key: no header");
+  assert.equal(open.wsUrl(), "ws://h:1/ws/t2");
+});

@@ -4,16 +4,25 @@ the default policy while streaming and on completion; the policy endpoint."""
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from backend.services.progress import Envelope
 from backend.services.pdf.policy import DEFAULT_REJECT_KINDS
+from backend.settings import Settings, temp_settings
 from tests.conftest import MIB, Api
 from tests.security_corpus import Sample, session_corpus
 
 CS = 2 * MIB
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """One session per sample, back to back: no rate limit here (tests/api/test_limits.py has it)."""
+    return temp_settings(tmp_path / "srv", progress_interval_seconds=0, rate_limit_per_minute=0,
+                         ip_rate_limit_per_minute=0)
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ import Stemmer
 from llama_index.core import Settings as LlamaSettings
 from llama_index.core import MockEmbedding, StorageContext, VectorStoreIndex, load_index_from_storage
 from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.llms import MockLLM
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import BaseNode, Document, MetadataMode, NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
@@ -94,7 +95,9 @@ class DocumentIndex:
 
     def load(self) -> None:
         """Open the persisted index (or start an empty one) and build the BM25 snapshot."""
-        LlamaSettings.llm = None  # nothing here may call a language model
+        # Nothing here may call a language model. MockLLM itself, not None: given None,
+        # llama-index prints a line on stdout, which breaks the one-JSON-object-a-line log.
+        LlamaSettings.llm = MockLLM()
         # explicit: never the default OpenAI model (a mock one when there is no real one)
         LlamaSettings.embed_model = self.embed_model or MockEmbedding(embed_dim=1)
         with self._lock:

@@ -77,6 +77,8 @@ class ImportService:
         self._busy = 0
         self._broken: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # told (outcome, seconds) after every import, for the metrics (wired by the container)
+        self.on_finished: Callable[[str, float], None] | None = None
 
     async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.io_pool, fn, *args)
@@ -129,6 +131,13 @@ class ImportService:
         await asyncio.get_running_loop().run_in_executor(None, self.pool.shutdown, True)
         await asyncio.get_running_loop().run_in_executor(None, self.extractor.close)
         self.queue.close()
+
+    @property
+    def index_state(self) -> str:
+        """``loading``, ``loaded`` or ``broken: <why>`` (for ``/ready``)."""
+        if self.index is not None:
+            return "loaded"
+        return f"broken: {self._broken}" if self._broken is not None else "loading"
 
     async def ready(self) -> DocumentIndex:
         """The loaded index (waits while it loads). Raises ServerBusy if it could not load."""
@@ -218,6 +227,7 @@ class ImportService:
             outcome, pages = await self._work(self._import, job, doc)
         except Exception as exc:
             reason = _reason(exc)
+            self._finished(FAILED, started)
             log.warning("import of document %d failed: %s", doc.id, reason)
             await self._io(self.queue.fail, doc.id, reason, self._now())
             await self._io(self.repo.set_index_status, doc.id, FAILED, reason)
@@ -229,10 +239,16 @@ class ImportService:
             await self.forget(doc)  # deleted while importing: no orphan nodes
             return
         self.imported += 1
-        took = time.perf_counter() - started
+        took = self._finished(outcome, started)
         log.info("document %d: %s (%d pages, %.2f s)", doc.id, outcome, pages, took)
         message = "Imported and searchable" if outcome == INDEXED else "Imported: the PDF has no extractable text"
         self._status(doc, "completed", message, document_id=doc.id, index_status=outcome)
+
+    def _finished(self, outcome: str, started: float) -> float:
+        took = time.perf_counter() - started
+        if self.on_finished is not None:
+            self.on_finished(outcome, took)
+        return took
 
     def _import(self, job: ImportJob, doc: DocumentRecord) -> tuple[str, int]:
         """In an import thread: (``indexed`` | ``no_text``, pages read)."""

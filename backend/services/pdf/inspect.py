@@ -96,6 +96,11 @@ def _check_envelope(path: Path) -> None:
             raise InvalidPdf("damaged PDF: no %%EOF in the last 1024 bytes (truncated?)")
 
 
+def _without_path(problem: object, path: Path) -> str:
+    """qpdf names the file it read in its messages: the client must not learn server paths."""
+    return str(problem).replace(str(path), "the file")
+
+
 def _locked(path: Path, exc: pikepdf.PasswordError) -> Inspection:
     findings = [Finding("encrypted", "document is encrypted", None, "deep"),
                 Finding("password_protected", "needs a password: content cannot be inspected",
@@ -118,7 +123,7 @@ def inspect_pdf(path: Path, limits: InspectLimits | None = None) -> Inspection:
     except pikepdf.PasswordError as exc:
         return _locked(path, exc)
     except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
-        raise InvalidPdf(f"damaged PDF: {exc}") from exc
+        raise InvalidPdf(f"damaged PDF: {_without_path(exc, path)}") from exc
     with pdf:
         return _inspect_open(pdf, limits, path)
 
@@ -191,7 +196,7 @@ def _inspect_open(pdf: pikepdf.Pdf, limits: InspectLimits, path: Path) -> Inspec
         objects = pdf.objects
         page_count = len(pdf.pages)
     except pikepdf.PdfError as exc:
-        raise InvalidPdf(f"damaged PDF: {exc}") from exc
+        raise InvalidPdf(f"damaged PDF: {_without_path(exc, path)}") from exc
     if page_count > limits.max_pages:
         raise SecurityRejected(f"too many pages: {page_count} (limit {limits.max_pages})")
     if page_count == 0:
@@ -202,7 +207,7 @@ def _inspect_open(pdf: pikepdf.Pdf, limits: InspectLimits, path: Path) -> Inspec
         walk.add("encrypted", "document is encrypted (opens without a password)")
     warnings = [str(w) for w in pdf.get_warnings()] + errors
     if warnings and limits.reject_damaged:
-        raise InvalidPdf(f"damaged PDF: {warnings[0]}")
+        raise InvalidPdf(f"damaged PDF: {_without_path(warnings[0], path)}")
     return Inspection(
         page_count=page_count, object_count=len(objects), encrypted=bool(pdf.is_encrypted),
         pdf_version=str(pdf.pdf_version), findings=list(walk.log.findings),
