@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -94,7 +94,12 @@ class Session:
         return now >= self.expires_at
 
     def to_record(self) -> dict[str, Any]:
-        record = asdict(self)
+        """A JSON-ready snapshot, safe to serialize in another thread while the session
+        changes: its containers are copied one level deep. (``dataclasses.asdict`` copied
+        the scan summary object by object: ~1.5 ms per saved chunk on the event loop.)
+        ``scan`` and ``error`` are replaced, never changed in place, so they are shared."""
+        record = {name: getattr(self, name) for name in _FIELDS}
+        record["client_ids"] = list(self.client_ids)
         record["chunks"] = {str(k): v for k, v in self.chunks.items()}
         return record
 
@@ -103,3 +108,6 @@ class Session:
         values = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
         values["chunks"] = {int(k): v for k, v in record.get("chunks", {}).items()}
         return cls(**values)
+
+
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Session))
