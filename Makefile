@@ -9,7 +9,7 @@ CHROMIUM ?= /usr/bin/chromium
 FE     := frontend
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test test-all bench typecheck clean frontend browser
+.PHONY: install run test test-all bench bench-compare typecheck clean frontend browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test: install frontend browser
 
 bench: install
 	$(PY) bench/bench_upload.py
+
+# Ours side by side with two tus peers (installed on first use into bench/.peers/: network).
+# `make bench-compare ARGS=--quick` checks it end to end in about a minute.
+bench-compare: install
+	$(PY) bench/bench_compare.py $(ARGS)
 
 typecheck: install
 	$(PY) -m mypy

@@ -115,7 +115,7 @@ class RssSampler(threading.Thread):
 class Server:
     """A fresh ``python -m backend`` with its own directories under ``root``."""
 
-    def __init__(self, root: Path, max_file_mib: int) -> None:
+    def __init__(self, root: Path, max_file_mib: int, env: dict[str, str] | None = None) -> None:
         root.mkdir(parents=True)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -123,7 +123,7 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         env = dict(os.environ, PYTHONPATH=str(REPO), STREAMING_STATE_DIR=str(root / "states"),
                    STREAMING_DATA_DIR=str(root / "data"), STREAMING_UPLOAD_DIR=str(root / "partial"),
-                   STREAMING_MAX_FILE_SIZE_MB=str(max(1024, max_file_mib)))
+                   STREAMING_MAX_FILE_SIZE_MB=str(max(1024, max_file_mib)), **(env or {}))
         self.log = root / "server.log"
         with open(self.log, "wb") as log:  # cwd=root: a developer's .env must not change the figures
             self.popen = subprocess.Popen(

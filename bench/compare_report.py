@@ -1,0 +1,121 @@
+"""Tables and target checks of the side-by-side benchmark, from its raw figures (plain
+dicts, the same that go to the JSON), so the formatting can be tested without servers."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+PEER_TARGETS = {8: 1.3, 2: 1.0}  # ours / the faster peer, by chunk size in MiB
+FLOOR_TARGET = 0.8  # ours / floor, 8 MiB chunks, sequential
+
+LABELS = {"ours": "ours (chunk API, every check on)", "tuspy": "tuspyserver (uvicorn)",
+          "tusnode": "@tus/server + file-store (node)"}
+
+
+def shape_label(chunk_mib: int, parallel: int) -> str:
+    return f"{chunk_mib} MiB chunks, " + ("sequential" if parallel == 1 else f"{parallel} in parallel")
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarize(server: str, chunk_mib: int, parallel: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One case (server x shape) over its runs: median speed and CPU, the highest peak."""
+    return {"server": server, "chunk_mib": chunk_mib, "parallel": parallel, "shape": shape_label(chunk_mib, parallel),
+            "runs": runs, "mib_s": spread([r["mib_s"] for r in runs]),
+            "server_cpu_s": statistics.median(r["server_cpu_s"] for r in runs),
+            "client_cpu_s": statistics.median(r["client_cpu_s"] for r in runs),
+            "baseline_rss_mib": min(r["baseline_rss_mib"] for r in runs),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+            "floor_ratio_paired": statistics.median(r["mib_s"] / r["floor_mib_s"] for r in runs)}
+
+
+def _mmm(s: dict[str, float]) -> str:
+    return f"{s['median']:.0f} ({s['min']:.0f}-{s['max']:.0f})"
+
+
+def peer_ratios(cases: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per shape: ours' median over the faster peer's median (None when a side is missing)."""
+    out: dict[str, dict[str, Any]] = {}
+    for shape in dict.fromkeys(c["shape"] for c in cases):
+        here = [c for c in cases if c["shape"] == shape]
+        ours = next((c for c in here if c["server"] == "ours"), None)
+        peers = [c for c in here if c["server"] != "ours"]
+        best = max(peers, key=lambda c: c["mib_s"]["median"]) if peers else None
+        out[shape] = {"chunk_mib": here[0]["chunk_mib"], "parallel": here[0]["parallel"],
+                      "faster_peer": best["server"] if best else None,
+                      "ratio": ours["mib_s"]["median"] / best["mib_s"]["median"] if ours and best else None}
+    return out
+
+
+def speed_table(floor: dict[str, Any], cases: list[dict[str, Any]]) -> str:
+    base = floor["median"]
+    rows = ["| shape | server | MiB/s median (min-max) | x floor | server CPU s | server peak RSS MiB "
+            "| ours / faster peer |", "|---|---|---|---|---|---|---|",
+            f"| floor | write + 2x SHA-256, 1 MiB blocks, 1 thread | {_mmm(floor)} | 1.00 | | | |"]
+    if floor.get("write_only"):
+        w = floor["write_only"]
+        rows.append(f"| floor | write only | {_mmm(w)} | {w['median'] / base:.2f} | | | |")
+    ratios = peer_ratios(cases)
+    for c in cases:
+        r = ratios[c["shape"]]
+        ratio = f"**{r['ratio']:.2f}** (vs {r['faster_peer']})" if c["server"] == "ours" and r["ratio"] else ""
+        rows.append(f"| {c['shape']} | {LABELS.get(c['server'], c['server'])} | {_mmm(c['mib_s'])} "
+                    f"| {c['mib_s']['median'] / base:.2f} | {c['server_cpu_s']:.2f} "
+                    f"| {c['baseline_rss_mib']:.0f} → {c['peak_rss_mib']:.0f} | {ratio} |")
+    return "\n".join(rows)
+
+
+def _rss(c: dict[str, Any]) -> str:
+    """Tree baseline → peak, and the main process's when the tree has more (ours: the
+    import worker)."""
+    out = f"{c['baseline_rss_mib']:.0f} → {c['peak_rss_mib']:.0f}"
+    if "peak_rss_root_mib" in c and abs(c["peak_rss_root_mib"] - c["peak_rss_mib"]) >= 0.5:
+        out += f" (main {c['baseline_rss_root_mib']:.0f} → {c['peak_rss_root_mib']:.0f})"
+    return out
+
+
+def rss_table(cases: list[dict[str, Any]]) -> str:
+    """RSS growth by upload size: one row per server, one column per size."""
+    sizes = sorted({c["file_mib"] for c in cases})
+    head = " | ".join(f"{s:g} MiB: baseline → peak: growth" for s in sizes)
+    rows = [f"| server | {head} | MiB/s at the largest |", "|---|" + "---|" * len(sizes) + "---|"]
+    for server in dict.fromkeys(c["server"] for c in cases):
+        mine = {c["file_mib"]: c for c in cases if c["server"] == server}
+        cells = [f"{_rss(mine[s])}: **{mine[s]['peak_rss_mib'] - mine[s]['baseline_rss_mib']:+.1f}**"
+                 if s in mine else "" for s in sizes]
+        largest = mine[max(mine)]
+        rows.append(f"| {LABELS.get(server, server)} | " + " | ".join(cells) + f" | {largest['mib_s']:.0f} |")
+    return "\n".join(rows)
+
+
+def concurrency_table(cases: list[dict[str, Any]]) -> str:
+    rows = ["| server | aggregate MiB/s | byte-exact | server CPU s | server peak RSS MiB | client retries "
+            "| in-flight peak / budget MiB | backpressure waits / refusals |", "|---|---|---|---|---|---|---|---|"]
+    for c in cases:
+        ms = c.get("memory_stats") or {}
+        budget = (f"{ms['inflight_peak_bytes'] / 2**20:.1f} / {ms['inflight_budget_bytes'] / 2**20:.0f}"
+                  if "inflight_peak_bytes" in ms else "")
+        pressure = f"{ms['backpressure_waits']} / {ms['backpressure_refusals']}" if "backpressure_waits" in ms else ""
+        rows.append(f"| {LABELS.get(c['server'], c['server'])} | {c['mib_s']:.0f} "
+                    f"| {c['verified']}/{c['uploads']} | {c['server_cpu_s']:.2f} "
+                    f"| {_rss(c)} | {c['retries']} | {budget} "
+                    f"| {pressure} |")
+    return "\n".join(rows)
+
+
+def targets(floor: dict[str, Any], cases: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    """The issue's targets, each as (label, met)."""
+    checks: list[tuple[str, bool]] = []
+    for shape, r in peer_ratios(cases).items():
+        want = PEER_TARGETS.get(r["chunk_mib"])
+        if want is not None and r["ratio"] is not None:
+            checks.append((f"{shape}: ours >= {want}x the faster peer ({r['faster_peer']}): {r['ratio']:.2f}x",
+                           r["ratio"] >= want))
+    for c in cases:
+        if c["server"] == "ours" and c["chunk_mib"] == 8 and c["parallel"] == 1:
+            ratio = c["mib_s"]["median"] / floor["median"]
+            checks.append((f"{c['shape']}: ours >= {FLOOR_TARGET}x floor: {ratio:.2f}x", ratio >= FLOOR_TARGET))
+    return checks

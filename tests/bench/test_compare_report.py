@@ -1,0 +1,79 @@
+"""The side-by-side benchmark's tables and target checks (bench/compare_report.py), on
+made-up figures: the benchmark itself needs the peers installed from the network, so it
+is not run here; what it prints and judges is."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def report() -> ModuleType:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    try:
+        return importlib.import_module("compare_report")
+    finally:
+        sys.path.pop(0)
+
+
+def run(mib_s: float, floor: float = 500.0, cpu: float = 1.0, rss: tuple[float, float] = (50.0, 60.0)) -> dict[str, Any]:
+    return {"mib_s": mib_s, "floor_mib_s": floor, "server_cpu_s": cpu, "client_cpu_s": 0.2,
+            "baseline_rss_mib": rss[0], "peak_rss_mib": rss[1]}
+
+
+def cases(report: ModuleType, ours_8: list[float]) -> list[dict[str, Any]]:
+    return [report.summarize("ours", 8, 1, [run(v) for v in ours_8]),
+            report.summarize("tuspy", 8, 1, [run(150), run(160), run(170)]),
+            report.summarize("tusnode", 8, 1, [run(90), run(100), run(110)]),
+            report.summarize("ours", 2, 4, [run(100), run(120), run(110)]),
+            report.summarize("tuspy", 2, 4, [run(100), run(100), run(100)])]
+
+
+def test_ratios_are_against_the_faster_peer(report: ModuleType) -> None:
+    ratios = report.peer_ratios(cases(report, [200, 230, 210]))
+    assert ratios["8 MiB chunks, sequential"]["faster_peer"] == "tuspy"
+    assert ratios["8 MiB chunks, sequential"]["ratio"] == pytest.approx(210 / 160)
+    assert ratios["2 MiB chunks, 4 in parallel"]["ratio"] == pytest.approx(1.1)
+
+
+def test_targets_pass_and_miss(report: ModuleType) -> None:
+    floor = {"median": 250.0, "min": 240.0, "max": 260.0}
+    met = dict(report.targets(floor, cases(report, [200, 230, 210])))
+    assert len(met) == 3 and all(met.values())  # 1.31x peer, 1.1x peer, 0.84x floor
+    missed = dict(report.targets(floor, cases(report, [150, 160, 170])))
+    assert [ok for ok in missed.values()].count(False) == 2  # 1.0x < 1.3x peer; 0.64x < 0.8x floor
+
+
+def test_speed_table_has_a_row_per_case_and_the_ratio_on_ours(report: ModuleType) -> None:
+    floor = {"median": 500.0, "min": 400.0, "max": 550.0,
+             "write_only": {"median": 1500.0, "min": 1400.0, "max": 1600.0}}
+    lines = report.speed_table(floor, cases(report, [200, 230, 210])).splitlines()
+    assert len(lines) == 2 + 2 + 5
+    assert "| 500 (400-550) | 1.00 |" in lines[2] and "| 1500 (1400-1600) | 3.00 |" in lines[3]
+    ours = next(line for line in lines if line.startswith("| 8 MiB chunks, sequential | ours"))
+    assert "| 210 (200-230) | 0.42 |" in ours and "**1.31** (vs tuspy)" in ours
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+
+
+def test_rss_and_concurrency_tables(report: ModuleType) -> None:
+    rss = [{"server": s, "file_mib": m, "baseline_rss_mib": 50.0, "peak_rss_mib": 50.0 + m / 100, "mib_s": 200.0}
+           for s in ("ours", "tusnode") for m in (100, 1024)]
+    table = report.rss_table(rss).splitlines()
+    assert len(table) == 4 and "| 50 → 60: **+10.2** |" in table[2]
+    conc = [{"server": "ours", "mib_s": 300.0, "verified": 20, "uploads": 20, "server_cpu_s": 3.0,
+             "baseline_rss_mib": 200.0, "peak_rss_mib": 240.0, "retries": 2,
+             "baseline_rss_root_mib": 170.0, "peak_rss_root_mib": 190.0,
+             "memory_stats": {"inflight_peak_bytes": 15 << 20, "inflight_budget_bytes": 16 << 20,
+                              "backpressure_waits": 30, "backpressure_refusals": 2}},
+            {"server": "tuspy", "mib_s": 250.0, "verified": 20, "uploads": 20, "server_cpu_s": 1.0,
+             "baseline_rss_mib": 50.0, "peak_rss_mib": 60.0, "retries": 0, "memory_stats": {}}]
+    table = report.concurrency_table(conc).splitlines()
+    assert "| 20/20 |" in table[2] and "| 15.0 / 16 | 30 / 2 |" in table[2]
+    assert "| 200 → 240 (main 170 → 190) |" in table[2] and "| 50 → 60 |" in table[3]
+    assert all(line.count("|") == table[0].count("|") for line in table)
