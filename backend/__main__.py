@@ -7,6 +7,7 @@ import logging
 
 import uvicorn
 
+from backend.api.http_protocol import BoundedHttpToolsProtocol
 from backend.app import create_app
 from backend.settings import Settings
 
@@ -22,7 +23,7 @@ def main() -> None:
     port = args.port or settings.port
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level,
-                http="httptools", ws="websockets-sansio", lifespan="on", access_log=False)
+                http=BoundedHttpToolsProtocol, ws="websockets-sansio", lifespan="on", access_log=False)
 
 
 if __name__ == "__main__":

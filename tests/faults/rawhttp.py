@@ -109,12 +109,19 @@ async def request(host: str, port: int, method: str, path: str, *, headers: dict
     head += [f"{k}: {v}" for k, v in (headers or {}).items()]
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-        for i, part in enumerate(parts):
-            writer.write(part)
-            await writer.drain()
-            if pace and i < len(parts) - 1:
-                await asyncio.sleep(pace)
+        try:
+            writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+            for i, part in enumerate(parts):
+                writer.write(part)
+                await writer.drain()
+                if pace and i < len(parts) - 1:
+                    await asyncio.sleep(pace)
+        except (BrokenPipeError, ConnectionResetError):
+            if end != "read":
+                raise
+            # The server answered early and closed (a refusal it sent without reading
+            # the body): its answer may be waiting to be read.
+            return await asyncio.wait_for(_read_reply(reader), timeout)
         if end == "abort":
             writer.transport.abort()
             return None

@@ -1,0 +1,297 @@
+"""Bad input against a real server: every refusal a clear 4xx, the session unharmed.
+
+Each case opens its own session (a 5,000,000-byte PDF: chunks of 2 MiB, 2 MiB and
+805,696 bytes) with chunk 0 already in, sends one bad request aimed at chunk 1 (over a
+bare socket when no real client library would send it), and then checks that:
+
+- the answer is the expected 4xx in the ``API.md`` envelope (a hang-up is fine only
+  where the client itself hung up), never a 5xx and never a traceback in the server log;
+- ``/resume`` reports exactly the chunks it did before;
+- the good chunks then go in and ``/complete`` gives a byte-exact document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.client import PREFIX, ApiClient
+from tests.e2e.conftest import ServerProcess
+from tests.faults import rawhttp
+from tests.faults.rawhttp import RawReply
+from tests.pdfgen import make_pdf
+
+pytestmark = pytest.mark.e2e
+
+SIZE = 5_000_000
+CS = 2 * 1024 * 1024
+TOTAL = 3
+TARGET = 1  # the chunk the bad requests aim at
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("bad_input") / "victim.pdf"
+    make_pdf(path, SIZE, text="Bad input", seed=7)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def bad_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the whole module (each case has its own session); many sessions
+    may be open at once."""
+    server = ServerProcess(tmp_path_factory.mktemp("bad_server"), {
+        "STREAMING_MAX_CONCURRENT_UPLOADS": "1000", "STREAMING_PROGRESS_INTERVAL_SECONDS": "0",
+    })
+    server.start()
+    yield server
+    server.stop(timeout=5)
+    print(f"----- server log {server.log_path} -----\n{server.log_tail()}")
+
+
+def chunk_of(source: bytes, i: int) -> bytes:
+    return source[i * CS:(i + 1) * CS]
+
+
+@dataclass
+class Victim:
+    server: ServerProcess
+    api: ApiClient
+    source: bytes
+    session: dict[str, Any]
+
+    @property
+    def sid(self) -> str:
+        return str(self.session["session_id"])
+
+    @property
+    def chunk_url(self) -> str:
+        return f"{PREFIX}/chunk/{self.sid}"
+
+    async def uploaded(self) -> list[int]:
+        reply = await self.api.resume(self.sid)
+        assert reply.status == 200, reply
+        return list(reply.body["uploaded_chunks"])
+
+    async def send(self, body: bytes, ctype: str, **kw: Any) -> RawReply | None:
+        """A request to this session's chunk URL over a bare socket."""
+        headers = {"Content-Type": ctype, **kw.pop("headers", {})}
+        return await rawhttp.request(self.server.host, self.server.port, "POST", kw.pop("path", self.chunk_url),
+                                     headers=headers, body=kw.pop("pieces", None) or [body], **kw)
+
+    async def good(self, i: int) -> None:
+        reply = await self.api.send_chunk(self.sid, i, chunk_of(self.source, i), CS, TOTAL)
+        assert reply.status == 200, reply
+
+    async def finish(self, uploaded: list[int], expected: bytes | None = None) -> None:
+        """The chunks not ``uploaded``, good; /complete; the stored file byte-exact."""
+        expected = self.source if expected is None else expected
+        for i in sorted(set(range(TOTAL)) - set(uploaded)):
+            await self.good(i)
+        done = await self.api.complete(self.sid)
+        assert done.status == 200, done
+        sha, size, _ = await self.api.download_sha256(done.body["document"]["id"])
+        assert (sha, size) == (hashlib.sha256(expected).hexdigest(), len(expected)), "stored file not byte-exact"
+
+
+async def open_victim(server: ServerProcess, api: ApiClient, source: bytes, *, chunk0: bool = True) -> Victim:
+    # the same bytes every time: after the first, /complete finds the whole file's SHA-256
+    # equal to the stored document's and answers with it (no second import to wait for)
+    session = await api.initiate("victim.pdf", SIZE)
+    assert (session["chunk_size"], session["total_chunks"]) == (CS, TOTAL), session
+    victim = Victim(server, api, source, session)
+    if chunk0:
+        await victim.good(0)
+    return victim
+
+
+def expect(reply: RawReply | None, status: int | set[int], code: str | set[str] | None = None) -> None:
+    """A clear refusal: the status, the envelope of API.md and its error code."""
+    assert reply is not None, "no answer"
+    statuses = {status} if isinstance(status, int) else status
+    assert reply.status in statuses, reply
+    body = reply.body
+    assert isinstance(body, dict) and body.get("success") is False, f"not the error envelope: {reply}"
+    assert isinstance(body.get("message"), str) and body["message"], reply
+    if code is not None:
+        codes = {code} if isinstance(code, str) else code
+        assert body.get("error") in codes, reply
+
+
+# -- the cases: (name, how to send it, what must come back) -------------------------------
+
+Send = Callable[[Victim], Awaitable[RawReply | None]]
+Check = Callable[[RawReply | None], None]
+
+
+def form(v: Victim, chunk_id: Any = TARGET, data: bytes | None = None, **kw: Any) -> tuple[bytes, str]:
+    data = chunk_of(v.source, TARGET) if data is None else data
+    return rawhttp.chunk_form(chunk_id, data, CS, TOTAL, **kw)
+
+
+def fields(chunk_id: Any = TARGET, offset: Any = None, checksum: str | None = None) -> list[tuple[str, str]]:
+    out = [("chunk_id", str(chunk_id)), ("chunk_offset", str(TARGET * CS if offset is None else offset)),
+           ("is_final", "false")]
+    if checksum is not None:
+        out.append(("checksum", checksum))
+    return out
+
+
+async def truncated_honest(v: Victim) -> RawReply | None:
+    body, ctype = form(v)
+    return await v.send(body[: len(body) // 2], ctype)
+
+
+async def truncated_in_part_headers(v: Victim) -> RawReply | None:
+    body, ctype = form(v)
+    cut = body.index(b"Content-Type: application/octet-stream")
+    return await v.send(body[:cut], ctype)
+
+
+async def no_closing_boundary(v: Victim) -> RawReply | None:
+    body, ctype = form(v)
+    return await v.send(body[: body.rindex(b"--faults")], ctype)
+
+
+async def truncated_then_eof(v: Victim) -> RawReply | None:
+    body, ctype = form(v)
+    return await v.send(b"", ctype, pieces=rawhttp.pieces(body[: len(body) // 2]), content_length=len(body),
+                        end="eof", timeout=10)
+
+
+async def disconnect_mid_chunk(v: Victim) -> RawReply | None:
+    body, ctype = form(v)
+    return await v.send(b"", ctype, pieces=rawhttp.pieces(body[: len(body) // 2]), content_length=len(body),
+                        end="abort")
+
+
+def with_form(build: Callable[[Victim], tuple[bytes, str]]) -> Send:
+    async def send(v: Victim) -> RawReply | None:
+        body, ctype = build(v)
+        return await v.send(body, ctype)
+    return send
+
+
+def chunk_id_case(value: str) -> Send:
+    return with_form(lambda v: rawhttp.multipart(fields(value), chunk_of(v.source, TARGET)))
+
+
+def offset_case(value: Any) -> Send:
+    return with_form(lambda v: rawhttp.multipart(fields(offset=value), chunk_of(v.source, TARGET)))
+
+
+def sized_case(delta: int) -> Send:
+    def build(v: Victim) -> tuple[bytes, str]:
+        data = chunk_of(v.source, TARGET)
+        data = data + b"\0" * delta if delta > 0 else data[:delta]
+        return rawhttp.multipart(fields(checksum=hashlib.sha256(data).hexdigest()), data)
+    return with_form(build)
+
+
+def raw_case(body: bytes, ctype: str, **kw: Any) -> Send:
+    async def send(v: Victim) -> RawReply | None:
+        return await v.send(body, ctype, **kw)
+    return send
+
+
+def form_to(path: str) -> Send:
+    async def send(v: Victim) -> RawReply | None:
+        body, ctype = form(v)
+        return await v.send(body, ctype, path=path)
+    return send
+
+
+def two_files(v: Victim) -> tuple[bytes, str]:
+    data = chunk_of(v.source, TARGET)
+    half = len(data) // 2
+    body, ctype = rawhttp.multipart(fields(), data[:half], after=[])
+    # a second "file" part before the closing boundary
+    boundary = ctype.split("boundary=")[1]
+    second = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="b"\r\n\r\n').encode()
+    body = body.replace(f"--{boundary}--\r\n".encode(), second + data[half:] + f"\r\n--{boundary}--\r\n".encode())
+    return body, ctype
+
+
+INVALID = (422, {"invalid_chunk", "invalid_request"})
+
+CASES: dict[str, tuple[Send, Check]] = {
+    # truncated bodies and hang-ups
+    "truncated body, honest Content-Length": (truncated_honest, lambda r: expect(r, 422, "invalid_chunk")),
+    "truncated in a part's headers": (truncated_in_part_headers, lambda r: expect(r, *INVALID)),
+    "no closing boundary": (no_closing_boundary, lambda r: expect(r, 422, "invalid_chunk")),
+    "half the body, then EOF": (truncated_then_eof, lambda r: r is None or expect(r, *INVALID)),
+    "disconnect mid-chunk (reset)": (disconnect_mid_chunk, lambda r: None),
+    # wrong and missing fields
+    "chunk_id missing": (with_form(lambda v: rawhttp.multipart([("is_final", "false")], chunk_of(v.source, 1))),
+                         lambda r: expect(r, 422, "invalid_chunk")),
+    "chunk_id not a number": (chunk_id_case("one"), lambda r: expect(r, 422, "invalid_chunk")),
+    "chunk_id a float": (chunk_id_case("1.0"), lambda r: expect(r, 422, "invalid_chunk")),
+    "chunk_id huge": (chunk_id_case("9" * 40), lambda r: expect(r, 422, "invalid_chunk")),
+    "chunk_id 2**63": (chunk_id_case(str(2**63)), lambda r: expect(r, 422, "invalid_chunk")),
+    "chunk_id negative": (chunk_id_case("-1"), lambda r: expect(r, 422, "invalid_chunk")),
+    "chunk_id past the last": (chunk_id_case(str(TOTAL)), lambda r: expect(r, 422, "invalid_chunk")),
+    "chunk_id 4000 digits": (chunk_id_case("7" * 4000), lambda r: expect(r, *INVALID)),
+    "chunk_offset wrong": (offset_case(2 * CS), lambda r: expect(r, 422, "invalid_chunk")),
+    "chunk_offset negative": (offset_case(-CS), lambda r: expect(r, 422, "invalid_chunk")),
+    "chunk_offset huge": (offset_case(10**30), lambda r: expect(r, 422, "invalid_chunk")),
+    "chunk_offset not a number": (offset_case("here"), lambda r: expect(r, 422, "invalid_chunk")),
+    "no file part": (with_form(lambda v: rawhttp.multipart(fields(), None)), lambda r: expect(r, *INVALID)),
+    "file part under another name": (
+        with_form(lambda v: rawhttp.multipart(fields(), chunk_of(v.source, 1), file_field="data")),
+        lambda r: expect(r, *INVALID)),
+    "chunk_id after the file": (
+        with_form(lambda v: rawhttp.multipart([], chunk_of(v.source, 1), after=fields())),
+        lambda r: expect(r, 422, "invalid_chunk")),
+    "two file parts": (with_form(two_files), lambda r: expect(r, *INVALID)),
+    "checksum not hex": (with_form(lambda v: form(v, checksum="zz" * 32)), lambda r: expect(r, 422, "invalid_chunk")),
+    "checksum of other bytes": (with_form(lambda v: form(v, checksum=hashlib.sha256(b"x").hexdigest())),
+                                lambda r: expect(r, 422, "checksum_mismatch")),
+    "field longer than allowed": (with_form(lambda v: form(v, checksum="a" * 5000)), lambda r: expect(r, *INVALID)),
+    "too many fields": (
+        with_form(lambda v: rawhttp.multipart(fields() + [(f"x{i}", "1") for i in range(40)], chunk_of(v.source, 1))),
+        lambda r: expect(r, *INVALID)),
+    # sizes
+    "chunk one byte larger than chunk_size": (sized_case(1), lambda r: expect(r, 422, "invalid_chunk")),
+    "chunk 1 MiB larger than chunk_size": (sized_case(1 << 20), lambda r: expect(r, 422, "invalid_chunk")),
+    "chunk one byte short": (sized_case(-1), lambda r: expect(r, 422, "invalid_chunk")),
+    "empty chunk": (with_form(lambda v: rawhttp.multipart(fields(), b"")), lambda r: expect(r, 422, "invalid_chunk")),
+    # not a multipart form at all
+    "JSON instead of a form": (raw_case(b'{"chunk_id": 1}', "application/json"), lambda r: expect(r, *INVALID)),
+    "multipart without a boundary": (raw_case(b"--x\r\n", "multipart/form-data"), lambda r: expect(r, *INVALID)),
+    "garbage under a boundary": (raw_case(os.urandom(4096), "multipart/form-data; boundary=zzz"),
+                                 lambda r: expect(r, *INVALID)),
+    "no body": (raw_case(b"", "multipart/form-data; boundary=zzz"), lambda r: expect(r, *INVALID)),
+    # the session id
+    "unknown session": (form_to(f"{PREFIX}/chunk/00000000-0000-4000-8000-000000000000"),
+                        lambda r: expect(r, 404, "not_found")),
+    "a path for a session id": (form_to(f"{PREFIX}/chunk/..%2F..%2Fupload_states"),
+                                lambda r: expect(r, 404, "not_found")),
+    # headers
+    "a 1 MiB header": (raw_case(b"", "multipart/form-data; boundary=zzz", headers={"X-Big": "a" * (1 << 20)}),
+                       lambda r: expect(r, 431)),
+    "5,000 headers": (raw_case(b"", "multipart/form-data; boundary=zzz",
+                               headers={f"X-H{i}": "v" * 30 for i in range(5000)}),
+                      lambda r: expect(r, 431)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_bad_chunk_request(bad_server: ServerProcess, source: bytes, case: str) -> None:
+    send, check = CASES[case]
+    async with ApiClient(bad_server.base_url) as api:
+        victim = await open_victim(bad_server, api, source)
+        before = await victim.uploaded()
+        reply = await send(victim)
+        check(reply)
+        assert await victim.uploaded() == before, f"{case}: the session's chunks changed"
+        await victim.finish(before)
+    bad_server.assert_no_tracebacks()
+
