@@ -21,6 +21,7 @@ never import anything from the web framework.
     ├── UploadIncomplete        409 upload_incomplete
     ├── DuplicateDocument       409 duplicate_document
     ├── Unauthorized            401 unauthorized
+    ├── RequestTimeout          408 request_timeout  (the body stopped arriving)
     ├── TooManyUploads          429 too_many_uploads
     ├── RateLimited             429 rate_limited     (Retry-After)
     ├── ServerBusy              503 server_busy      (Retry-After)
@@ -111,6 +112,10 @@ class DuplicateDocument(UploadError):
 
 class Unauthorized(UploadError):
     code, status = "unauthorized", 401
+
+
+class RequestTimeout(UploadError):
+    code, status = "request_timeout", 408
 
 
 class TooManyUploads(UploadError):

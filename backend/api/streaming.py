@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Request
 from starlette.requests import ClientDisconnect
 
+from backend.api.body_timeout import idle_bounded
 from backend.api.deps import owner, services
 from backend.api.multipart import ChunkForm
 from backend.api.schemas import (
@@ -25,7 +26,7 @@ from backend.services.sessions import InitiateRequest
 router = APIRouter(prefix="/api/documents/streaming", tags=["streaming upload"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (404, 409, 410, 413, 415, 422, 429, 503, 507)
+    code: {"model": ErrorBody} for code in (404, 408, 409, 410, 413, 415, 422, 429, 503, 507)
 }
 DRAIN_LIMIT = 16 << 20
 
@@ -102,7 +103,7 @@ async def upload_chunk(
 
     Streamed to its place in the partial file while hashed; in any order, in parallel,
     retried at will (same bytes again: success; other bytes: 409 `chunk_conflict`)."""
-    stream = request.stream()
+    stream = idle_bounded(request.stream(), svc.settings.body_idle_timeout_seconds)
     try:
         form = ChunkForm(stream, request.headers.get("content-type", ""))
         await form.read_fields()

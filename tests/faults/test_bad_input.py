@@ -35,6 +35,7 @@ SIZE = 5_000_000
 CS = 2 * 1024 * 1024
 TOTAL = 3
 TARGET = 1  # the chunk the bad requests aim at
+IDLE_TIMEOUT = 1.0  # the server's body idle timeout here (default 30 s)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,7 @@ def bad_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
     may be open at once."""
     server = ServerProcess(tmp_path_factory.mktemp("bad_server"), {
         "STREAMING_MAX_CONCURRENT_UPLOADS": "1000", "STREAMING_PROGRESS_INTERVAL_SECONDS": "0",
+        "STREAMING_BODY_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT),
     })
     server.start()
     yield server
@@ -295,3 +297,46 @@ async def test_bad_chunk_request(bad_server: ServerProcess, source: bytes, case:
         await victim.finish(before)
     bad_server.assert_no_tracebacks()
 
+
+async def test_stalled_client_lets_go_of_its_chunk(bad_server: ServerProcess, source: bytes) -> None:
+    """A client whose network vanished mid-chunk (no FIN, no reset: the socket just goes
+    quiet) must not hold the chunk forever: after the idle timeout it is dropped (408),
+    and the retry from the client's new connection goes in."""
+    async with ApiClient(bad_server.base_url) as api:
+        victim = await open_victim(bad_server, api, source)
+        body, ctype = form(victim)
+        reader, writer = await asyncio.open_connection(bad_server.host, bad_server.port)
+        try:
+            head = (f"POST {victim.chunk_url} HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode()
+            writer.write(head + body[: len(body) // 2])
+            await writer.drain()
+            await asyncio.sleep(0.2)  # the server is inside the chunk now, holding it
+            started = asyncio.get_running_loop().time()
+            retry = await asyncio.wait_for(
+                api.send_chunk(victim.sid, TARGET, chunk_of(source, TARGET), CS, TOTAL), IDLE_TIMEOUT + 10)
+            waited = asyncio.get_running_loop().time() - started
+            assert retry.status == 200, retry
+            stalled = await asyncio.wait_for(rawhttp._read_reply(reader), 5)
+            expect(stalled, 408, "request_timeout")
+        finally:
+            writer.close()
+        assert await victim.uploaded() == [0, TARGET]
+        await victim.finish([0, TARGET])
+        print(f"the retry of a chunk held by a stalled client went in after {waited:.1f} s "
+              f"(idle timeout {IDLE_TIMEOUT} s)")
+    bad_server.assert_no_tracebacks()
+
+
+async def test_slow_client_is_not_cut(bad_server: ServerProcess, source: bytes) -> None:
+    """The idle timeout is between pieces, not for the whole chunk: a chunk that takes
+    twice the timeout, a piece every 0.3 s, goes in."""
+    async with ApiClient(bad_server.base_url) as api:
+        victim = await open_victim(bad_server, api, source)
+        body, ctype = form(victim)
+        pieces = rawhttp.pieces(body, len(body) // 7 + 1)
+        reply = await victim.send(b"", ctype, pieces=pieces, pace=0.3)
+        assert reply is not None and reply.status == 200, reply
+        assert len(pieces) * 0.3 > 2 * IDLE_TIMEOUT
+        await victim.finish(await victim.uploaded())
+    bad_server.assert_no_tracebacks()
