@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import make_server, server  # noqa: F401  (fixtures, re-exported)
+from tests.e2e.conftest import ServerProcess, make_server, server  # noqa: F401  (fixtures, re-exported)
+from tests.faults.victim import IDLE_TIMEOUT, SIZE
+from tests.pdfgen import make_pdf
 
 HOOKED_BACKEND = "tests.faults.hooked_backend"
 
@@ -30,3 +33,24 @@ def seed() -> int:
     value = env_int("FAULTS_SEED", random.randrange(1 << 32))
     print(f"FAULTS_SEED={value}")
     return value
+
+
+@pytest.fixture(scope="session")
+def source(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("bad_input") / "victim.pdf"
+    make_pdf(path, SIZE, text="Bad input", seed=7)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def bad_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for every bad-input and race test (each has its own session); many
+    sessions may be open at once; a quiet body is dropped after a second."""
+    server = ServerProcess(tmp_path_factory.mktemp("bad_server"), {
+        "STREAMING_MAX_CONCURRENT_UPLOADS": "1000", "STREAMING_PROGRESS_INTERVAL_SECONDS": "0",
+        "STREAMING_BODY_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT),
+    })
+    server.start()
+    yield server
+    server.stop(timeout=5)
+    print(f"----- server log {server.log_path} -----\n{server.log_tail()}")

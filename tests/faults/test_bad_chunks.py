@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -27,106 +24,9 @@ from tests.e2e.client import PREFIX, ApiClient
 from tests.e2e.conftest import ServerProcess
 from tests.faults import rawhttp
 from tests.faults.rawhttp import RawReply
-from tests.pdfgen import make_pdf
+from tests.faults.victim import CS, IDLE_TIMEOUT, TARGET, TOTAL, Victim, chunk_of, expect, open_victim
 
 pytestmark = pytest.mark.e2e
-
-SIZE = 5_000_000
-CS = 2 * 1024 * 1024
-TOTAL = 3
-TARGET = 1  # the chunk the bad requests aim at
-IDLE_TIMEOUT = 1.0  # the server's body idle timeout here (default 30 s)
-
-
-@pytest.fixture(scope="module")
-def source(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    path = tmp_path_factory.mktemp("bad_input") / "victim.pdf"
-    make_pdf(path, SIZE, text="Bad input", seed=7)
-    return path.read_bytes()
-
-
-@pytest.fixture(scope="module")
-def bad_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for the whole module (each case has its own session); many sessions
-    may be open at once."""
-    server = ServerProcess(tmp_path_factory.mktemp("bad_server"), {
-        "STREAMING_MAX_CONCURRENT_UPLOADS": "1000", "STREAMING_PROGRESS_INTERVAL_SECONDS": "0",
-        "STREAMING_BODY_IDLE_TIMEOUT_SECONDS": str(IDLE_TIMEOUT),
-    })
-    server.start()
-    yield server
-    server.stop(timeout=5)
-    print(f"----- server log {server.log_path} -----\n{server.log_tail()}")
-
-
-def chunk_of(source: bytes, i: int) -> bytes:
-    return source[i * CS:(i + 1) * CS]
-
-
-@dataclass
-class Victim:
-    server: ServerProcess
-    api: ApiClient
-    source: bytes
-    session: dict[str, Any]
-
-    @property
-    def sid(self) -> str:
-        return str(self.session["session_id"])
-
-    @property
-    def chunk_url(self) -> str:
-        return f"{PREFIX}/chunk/{self.sid}"
-
-    async def uploaded(self) -> list[int]:
-        reply = await self.api.resume(self.sid)
-        assert reply.status == 200, reply
-        return list(reply.body["uploaded_chunks"])
-
-    async def send(self, body: bytes, ctype: str, **kw: Any) -> RawReply | None:
-        """A request to this session's chunk URL over a bare socket."""
-        headers = {"Content-Type": ctype, **kw.pop("headers", {})}
-        return await rawhttp.request(self.server.host, self.server.port, "POST", kw.pop("path", self.chunk_url),
-                                     headers=headers, body=kw.pop("pieces", None) or [body], **kw)
-
-    async def good(self, i: int) -> None:
-        reply = await self.api.send_chunk(self.sid, i, chunk_of(self.source, i), CS, TOTAL)
-        assert reply.status == 200, reply
-
-    async def finish(self, uploaded: list[int], expected: bytes | None = None) -> None:
-        """The chunks not ``uploaded``, good; /complete; the stored file byte-exact."""
-        expected = self.source if expected is None else expected
-        for i in sorted(set(range(TOTAL)) - set(uploaded)):
-            await self.good(i)
-        done = await self.api.complete(self.sid)
-        assert done.status == 200, done
-        sha, size, _ = await self.api.download_sha256(done.body["document"]["id"])
-        assert (sha, size) == (hashlib.sha256(expected).hexdigest(), len(expected)), "stored file not byte-exact"
-
-
-async def open_victim(server: ServerProcess, api: ApiClient, source: bytes, *, chunk0: bool = True) -> Victim:
-    # the same bytes every time: after the first, /complete finds the whole file's SHA-256
-    # equal to the stored document's and answers with it (no second import to wait for)
-    session = await api.initiate("victim.pdf", SIZE)
-    assert (session["chunk_size"], session["total_chunks"]) == (CS, TOTAL), session
-    victim = Victim(server, api, source, session)
-    if chunk0:
-        await victim.good(0)
-    return victim
-
-
-def expect(reply: RawReply | None, status: int | set[int], code: str | set[str] | None = None) -> None:
-    """A clear refusal: the status, the envelope of API.md and its error code."""
-    assert reply is not None, "no answer"
-    statuses = {status} if isinstance(status, int) else status
-    assert reply.status in statuses, reply
-    body = reply.body
-    assert isinstance(body, dict) and body.get("success") is False, f"not the error envelope: {reply}"
-    assert isinstance(body.get("message"), str) and body["message"], reply
-    if code is not None:
-        codes = {code} if isinstance(code, str) else code
-        assert body.get("error") in codes, reply
-
 
 # -- the cases: (name, how to send it, what must come back) -------------------------------
 
