@@ -149,6 +149,24 @@ async def test_chunk_that_does_not_fit(full_disk_server: tuple[ServerProcess, Ba
     server.assert_no_tracebacks()
 
 
+async def test_chunk_whose_state_write_does_not_fit(full_disk_server: tuple[ServerProcess, Ballast],
+                                                    source: bytes) -> None:
+    server, ballast = full_disk_server
+    async with ApiClient(server.base_url) as api:
+        sid = (await api.initiate("state.pdf", SIZE))["session_id"]
+        ballast.fill(leave=CS)  # room for chunk 0's bytes, not one page more
+        reply = await api.send_chunk(sid, 0, chunk_of(source, 0), CS, TOTAL)
+        expect(reply, 507, "insufficient_storage")
+        assert ballast.free() == 0, "the chunk's bytes did not land: the state write was not what failed"
+        assert saved_chunks(server, sid) == [], "the state file changed though its write failed"
+        ballast.empty()
+        again = await api.send_chunk(sid, 0, chunk_of(source, 0), CS, TOTAL)  # the client retries the 507
+        assert again.status == 200, again
+        assert saved_chunks(server, sid) == [0], "the retried chunk's 200 came before its state was saved"
+        await finish(api, source, sid, [0])
+    server.assert_no_tracebacks()
+
+
 async def test_state_write_cut_short_is_not_published(full_disk_server: tuple[ServerProcess, Ballast]) -> None:
     """A record longer than the space left: the disk takes a part of the write without an
     error (a short write); the part must not be renamed over the previous record."""
