@@ -167,6 +167,23 @@ async def test_chunk_whose_state_write_does_not_fit(full_disk_server: tuple[Serv
     server.assert_no_tracebacks()
 
 
+@pytest.mark.parametrize("leave", [0, PAGE], ids=["state write fails", "database write fails"])
+async def test_complete_on_a_full_disk(full_disk_server: tuple[ServerProcess, Ballast], tmp_path: Path,
+                                       leave: int) -> None:
+    server, ballast = full_disk_server
+    make_pdf(tmp_path / "new.pdf", SIZE, text="Full disk", seed=1000 + leave)  # new bytes: no duplicate
+    source = (tmp_path / "new.pdf").read_bytes()
+    async with ApiClient(server.base_url) as api:
+        sid = (await api.initiate("complete.pdf", SIZE))["session_id"]
+        for i in range(TOTAL):
+            assert (await api.send_chunk(sid, i, chunk_of(source, i), CS, TOTAL)).status == 200
+        ballast.fill(leave=leave)
+        expect(await api.complete(sid), 507, "insufficient_storage")
+        ballast.empty()
+        await finish(api, source, sid, list(range(TOTAL)))
+    server.assert_no_tracebacks()
+
+
 async def test_state_write_cut_short_is_not_published(full_disk_server: tuple[ServerProcess, Ballast]) -> None:
     """A record longer than the space left: the disk takes a part of the write without an
     error (a short write); the part must not be renamed over the previous record."""
