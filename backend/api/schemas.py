@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
+
+SQLITE_INT_MAX = 2**63 - 1
+# A document id in a path: past SQLite's integer range, sqlite3 raised OverflowError (a 500).
+DocId = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX, description="A document's id")]
 
 
 class ErrorBody(BaseModel):
