@@ -12,6 +12,7 @@ from starlette.requests import ClientDisconnect
 
 from backend.api.body_timeout import idle_bounded
 from backend.api.deps import owner, services
+from backend.api.links import INITIATE_LINKS
 from backend.api.multipart import ChunkForm
 from backend.api.schemas import (
     CancelIn, CancelOut, ChunkOut, CompleteOut, ErrorBody, InitiateIn, MemoryStatsOut, ResumableOut, ResumeIn,
@@ -26,7 +27,7 @@ from backend.services.sessions import InitiateRequest
 router = APIRouter(prefix="/api/documents/streaming", tags=["streaming upload"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (404, 408, 409, 410, 413, 415, 422, 429, 503, 507)
+    code: {"model": ErrorBody} for code in (400, 404, 408, 409, 410, 413, 415, 422, 429, 503, 507)
 }
 DRAIN_LIMIT = 16 << 20
 
@@ -64,7 +65,7 @@ def session_view(live: LiveSession) -> dict[str, Any]:
     }
 
 
-@router.post("/initiate", status_code=201, response_model=SessionOut, responses=ERRORS)
+@router.post("/initiate", status_code=201, response_model=SessionOut, responses={**ERRORS, 201: INITIATE_LINKS})
 async def initiate(body: InitiateIn, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
     """Open an upload session. The server chooses the chunk size (2-8 MiB)."""
     live = await svc.sessions.initiate(who, InitiateRequest(**body.model_dump()))
