@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -20,11 +20,26 @@ from tests.faults.victim import IDLE_TIMEOUT, SIZE
 from tests.pdfgen import make_pdf
 
 HOOKED_BACKEND = "tests.faults.hooked_backend"
+_REPORTS: list[str] = []
 
 
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "")
     return int(raw) if raw.strip() else default
+
+
+@pytest.fixture
+def report() -> Callable[[str], None]:
+    """``report(line)``: a line for the "fault suite" section at the end of the run
+    (shown with ``-q`` too: what was counted, not only that it passed)."""
+    return _REPORTS.append
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _REPORTS:
+        terminalreporter.section("fault suite")
+        for line in _REPORTS:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
