@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,12 @@ TIMEOUT = 900
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
-def test_schemathesis_finds_nothing(make_server: object, tmp_path: Path, seed: int) -> None:
+def test_schemathesis_finds_nothing(make_server: object, tmp_path: Path, seed: int,
+                                    report: Callable[[str], None]) -> None:
     examples = env_int("FAULTS_EXAMPLES", 25)
     # many sessions at once (the fuzzer opens hundreds), so the chunk endpoints are reached
     server: ServerProcess = make_server(STREAMING_MAX_CONCURRENT_UPLOADS="100000")  # type: ignore[operator]
-    report = tmp_path / "schemathesis.txt"
+    output = tmp_path / "schemathesis.txt"
     argv = [
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run", f"{server.base_url}/openapi.json",
         "--checks", CHECKS, "--max-examples", str(examples), "--seed", str(seed),
@@ -47,9 +49,9 @@ def test_schemathesis_finds_nothing(make_server: object, tmp_path: Path, seed: i
            "SCHEMATHESIS_HOOKS": ""}
     done = subprocess.run(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, timeout=TIMEOUT)
-    report.write_text(done.stdout)
+    output.write_text(done.stdout)
     wanted = ("generated", "Scenarios:", "API Links:")
     summary = [line.strip() for line in done.stdout.splitlines() if any(w in line for w in wanted)]
-    print(f"schemathesis, {examples} examples per operation: {'; '.join(summary)}")
+    report(f"schemathesis, {examples} examples per operation (FAULTS_SEED={seed}): {'; '.join(summary)}")
     assert done.returncode == 0, f"schemathesis found problems (FAULTS_SEED={seed}):\n{done.stdout[-20000:]}"
     server.assert_no_tracebacks()
