@@ -210,7 +210,9 @@ async def kill_in_state_save(server: ServerProcess, rnd: Round, rng: random.Rand
     control.unlink()  # disarmed: the next life must not die
     assert code == -signal.SIGKILL, f"the server did not die in state save {k}: exit code {code}"
     assert f"SIGKILL in state save {k}" in server.log_text()
-    rnd.landed = f"state save {k}/{total + 3} ({phase})"
+    which = ("initiate" if k == 1 else "chunk" if k <= total + 1 else
+             "complete:processing" if k == total + 2 else "complete:completed")
+    rnd.landed = f"state {phase} in {which} save"
 
 
 # -- the second life: resume and finish ------------------------------------------------------
