@@ -104,7 +104,8 @@ async def request(host: str, port: int, method: str, path: str, *, headers: dict
     parts = list(body)
     length = sum(len(p) for p in parts) if content_length is None else content_length
     head = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: close"]
-    if method in ("POST", "PUT", "PATCH"):
+    framed = any(k.lower() in ("content-length", "transfer-encoding") for k in headers or {})
+    if method in ("POST", "PUT", "PATCH") and not framed:  # else the caller frames it (or lies)
         head.append(f"Content-Length: {length}")
     head += [f"{k}: {v}" for k, v in (headers or {}).items()]
     reader, writer = await asyncio.open_connection(host, port)

@@ -176,6 +176,17 @@ CASES: dict[str, tuple[Send, Check]] = {
                         lambda r: expect(r, 404, "not_found")),
     "a path for a session id": (form_to(f"{PREFIX}/chunk/..%2F..%2Fupload_states"),
                                 lambda r: expect(r, 404, "not_found")),
+    # HTTP framing (refused by the server's protocol layer, in the envelope too)
+    "Content-Length negative": (raw_case(b"", "multipart/form-data; boundary=zzz", headers={"Content-Length": "-5"}),
+                                lambda r: expect(r, 400, "bad_request")),
+    "Content-Length not a number": (raw_case(b"", "multipart/form-data; boundary=zzz",
+                                             headers={"Content-Length": "lots"}), lambda r: expect(r, 400, "bad_request")),
+    "Content-Length and chunked both": (
+        raw_case(b"0\r\n\r\n", "multipart/form-data; boundary=zzz",
+                 headers={"Content-Length": "5", "Transfer-Encoding": "chunked"}),
+        lambda r: expect(r, 400, "bad_request")),
+    "bad chunked encoding": (raw_case(b"zz\r\nxx\r\n", "multipart/form-data; boundary=zzz",
+                                      headers={"Transfer-Encoding": "chunked"}), lambda r: expect(r, 400, "bad_request")),
     # headers
     "a 1 MiB header": (raw_case(b"", "multipart/form-data; boundary=zzz", headers={"X-Big": "a" * (1 << 20)}),
                        lambda r: expect(r, 431)),
