@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.e2e.conftest import ServerProcess, make_server, server  # noqa: F401  (fixtures, re-exported)
+from tests.e2e.conftest import ServerProcess, make_server  # noqa: F401  (a fixture, re-exported)
 from tests.faults.victim import IDLE_TIMEOUT, SIZE
 from tests.pdfgen import make_pdf
 
