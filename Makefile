@@ -9,7 +9,7 @@ CHROMIUM ?= /usr/bin/chromium
 FE     := frontend
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test test-all bench bench-compare typecheck clean frontend browser
+.PHONY: install run test test-all test-faults bench bench-compare typecheck clean frontend browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ run: install frontend
 test: install frontend browser
 	cd $(FE) && $(NPM) test --silent
 	$(PY) -m pytest -q
+
+# The fault and fuzz suite, full size (its fast subset runs in `make test`): 100 uploads
+# cut by SIGKILL, 200 Schemathesis examples per operation. Needs root for the tmpfs.
+FAULTS_N ?= 100
+FAULTS_EXAMPLES ?= 200
+test-faults: install
+	FAULTS_N=$(FAULTS_N) FAULTS_EXAMPLES=$(FAULTS_EXAMPLES) $(PY) -m pytest -q tests/faults
 
 bench: install
 	$(PY) bench/bench_upload.py

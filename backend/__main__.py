@@ -13,8 +13,8 @@ import sys
 
 import uvicorn
 
+from backend.api.http_protocol import UploadHttpProtocol
 from backend.app import create_app
-from backend.http_protocol import PiecewiseHttpToolsProtocol
 from backend.logs import configure_logging
 from backend.services.auth import KeyConfigError, KeyRing, bind_refusal, is_loopback
 from backend.settings import Settings
@@ -54,7 +54,7 @@ def main() -> None:
         log.warning("no API keys and listening on %s: STREAMING_ALLOW_PUBLIC_WITHOUT_KEYS is set, so anyone "
                     "who reaches this address owns every upload", host)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level, log_config=None,
-                http=PiecewiseHttpToolsProtocol, ws="websockets-sansio", ws_max_size=WS_MAX_MESSAGE, lifespan="on",
+                http=UploadHttpProtocol, ws="websockets-sansio", ws_max_size=WS_MAX_MESSAGE, lifespan="on",
                 access_log=False)
 
 

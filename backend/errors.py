@@ -22,6 +22,7 @@ never import anything from the web framework.
     ├── UploadIncomplete        409 upload_incomplete
     ├── DuplicateDocument       409 duplicate_document
     ├── Unauthorized            401 unauthorized       (WWW-Authenticate: Bearer)
+    ├── RequestTimeout          408 request_timeout  (the body stopped arriving)
     ├── TooManyUploads          429 too_many_uploads
     ├── RateLimited             429 rate_limited     (Retry-After)
     ├── ServerBusy              503 server_busy      (Retry-After)
@@ -124,6 +125,10 @@ class Unauthorized(UploadError):
 
     def headers(self) -> dict[str, str] | None:
         return {"WWW-Authenticate": 'Bearer realm="pdf-upload"'}
+
+
+class RequestTimeout(UploadError):
+    code, status = "request_timeout", 408
 
 
 class TooManyUploads(UploadError):

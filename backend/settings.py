@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         0.25, gt=0, le=1, description="Share of memory_limit_mb that chunk bytes in flight may use."
     )
     backpressure_wait_seconds: float = Field(2.0, ge=0, description="How long a chunk waits for budget.")
+    body_idle_timeout_seconds: float = Field(
+        30, gt=0, description="A chunk whose body stops arriving for this long is dropped (408) and its chunk freed."
+    )
     active_idle_seconds: float = Field(
         600, gt=0, description="A session with no activity for this long stops counting as active."
     )

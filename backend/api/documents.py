@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 
 from backend.api.deps import owner, services
-from backend.api.schemas import DocumentOut, ErrorBody
+from backend.api.schemas import SQLITE_INT_MAX, DocId, DocumentOut, ErrorBody
 from backend.services.container import Services
 from backend.services.filenames import sanitize_filename
 
@@ -18,7 +18,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 404: {"
 
 @router.get("", response_model=list[DocumentOut])
 async def list_documents(
-    limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0),
+    limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=SQLITE_INT_MAX),
     svc: Services = Depends(services), who: str = Depends(owner),
 ) -> list[dict[str, Any]]:
     """The caller's documents, newest first."""
@@ -26,12 +26,12 @@ async def list_documents(
 
 
 @router.get("/{doc_id}", response_model=DocumentOut, responses=NOT_FOUND)
-async def get_document(doc_id: int, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
+async def get_document(doc_id: DocId, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
     return await svc.documents.view(await svc.documents.get(who, doc_id))
 
 
 @router.get("/{doc_id}/file", response_class=FileResponse, responses=NOT_FOUND)
-async def get_file(doc_id: int, svc: Services = Depends(services), who: str = Depends(owner)) -> FileResponse:
+async def get_file(doc_id: DocId, svc: Services = Depends(services), who: str = Depends(owner)) -> FileResponse:
     """The stored PDF, byte-exact, with `Range` support."""
     doc, path = await svc.documents.file_path(who, doc_id)
     # sanitized again: records stored before names were sanitized reach a header here
@@ -40,6 +40,6 @@ async def get_file(doc_id: int, svc: Services = Depends(services), who: str = De
 
 
 @router.delete("/{doc_id}", responses=NOT_FOUND)
-async def delete_document(doc_id: int, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
+async def delete_document(doc_id: DocId, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
     doc = await svc.documents.delete(who, doc_id)
     return {"success": True, "id": doc.id, "status": "deleted"}

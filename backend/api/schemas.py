@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
+
+SQLITE_INT_MAX = 2**63 - 1
+# A document id in a path: past SQLite's integer range, sqlite3 raised OverflowError (a 500).
+DocId = Annotated[int, Path(ge=1, le=SQLITE_INT_MAX, description="A document's id")]
+# What the services accept (sessions.py), stated in the schema so clients and fuzzers see it.
+CLIENT_ID = r"^[A-Za-z0-9_.:-]{1,128}$"
+SHA256_HEX = r"^[0-9a-fA-F]{64}$"
+# A file name or a path ending in one whose last part has something visible: the server
+# keeps that last part, without control characters (backend/services/filenames.py).
+FILENAME = r"^(?:[\s\S]*[/\\])?[^/\\]*[^\x00-\x1f\s/\\][^/\\]*$"
 
 
 class ErrorBody(BaseModel):
@@ -15,14 +26,14 @@ class ErrorBody(BaseModel):
 
 
 class InitiateIn(BaseModel):
-    filename: str = Field(min_length=1, max_length=1024)
+    filename: str = Field(min_length=1, max_length=1024, pattern=FILENAME)
     file_size: int = Field(gt=0)
     chunk_size: int | None = Field(None, gt=0, description="A wish; the server clamps it to 2-8 MiB")
-    client_id: str | None = Field(None, max_length=128)
+    client_id: str | None = Field(None, max_length=128, pattern=CLIENT_ID)
     title: str | None = Field(None, max_length=500)
     check_duplicates: bool = True
     auto_build_index: bool = False
-    expected_hash: str | None = Field(None, description="SHA-256 of the whole file, lowercase hex")
+    expected_hash: str | None = Field(None, pattern=SHA256_HEX, description="SHA-256 of the whole file, hex")
 
 
 class SessionOut(BaseModel):
@@ -42,7 +53,7 @@ class SessionOut(BaseModel):
 
 class ResumeIn(BaseModel):
     session_id: str = Field(max_length=64)
-    client_id: str | None = Field(None, max_length=128)
+    client_id: str | None = Field(None, max_length=128, pattern=CLIENT_ID)
     last_chunk_id: int | None = Field(None, ge=-1)
 
 

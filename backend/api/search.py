@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from backend.api.deps import owner, services
-from backend.api.schemas import ErrorBody
+from backend.api.schemas import DocId, ErrorBody
 from backend.services.container import Services
 
 router = APIRouter(prefix="/api/documents", tags=["search"], dependencies=[Depends(owner)])
@@ -66,7 +66,7 @@ async def import_failures(svc: Services = Depends(services), who: str = Depends(
 
 
 @router.post("/{doc_id}/reimport", response_model=ReimportOut, responses={404: {"model": ErrorBody}})
-async def reimport(doc_id: int, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
+async def reimport(doc_id: DocId, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
     """Queue the document's import again (a failed import is retried from scratch)."""
     doc = await svc.importer.reimport(who, doc_id)
     return {"success": True, "document_id": doc.id, "index_status": doc.index_status}

@@ -14,7 +14,9 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Request
 from starlette.requests import ClientDisconnect
 
+from backend.api.body_timeout import idle_bounded
 from backend.api.deps import client_ip, owner, services
+from backend.api.links import INITIATE_LINKS
 from backend.api.multipart import ChunkForm
 from backend.api.schemas import (
     CancelIn, CancelOut, ChunkOut, CompleteOut, ErrorBody, InitiateIn, MemoryStatsOut, ResumableOut, ResumeIn,
@@ -30,7 +32,7 @@ from backend.services.sessions import InitiateRequest
 router = APIRouter(prefix="/api/documents/streaming", tags=["streaming upload"], dependencies=[Depends(owner)])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (401, 404, 409, 410, 413, 415, 422, 429, 503, 507)
+    code: {"model": ErrorBody} for code in (400, 401, 404, 408, 409, 410, 413, 415, 422, 429, 503, 507)
 }
 DRAIN_LIMIT = 16 << 20
 
@@ -69,7 +71,7 @@ def session_view(live: LiveSession) -> dict[str, Any]:
     }
 
 
-@router.post("/initiate", status_code=201, response_model=SessionOut, responses=ERRORS)
+@router.post("/initiate", status_code=201, response_model=SessionOut, responses={**ERRORS, 201: INITIATE_LINKS})
 async def initiate(body: InitiateIn, request: Request, svc: Services = Depends(services),
                    who: str = Depends(owner)) -> dict[str, Any]:
     """Open an upload session. The server chooses the chunk size (2-8 MiB).
@@ -117,7 +119,7 @@ async def upload_chunk(
     retried at will (same bytes again: success; other bytes: 409 `chunk_conflict`)."""
     bind_session(session_id)
     started = time.perf_counter()
-    stream = request.stream()
+    stream = idle_bounded(request.stream(), svc.settings.body_idle_timeout_seconds)
     try:
         form = ChunkForm(stream, request.headers.get("content-type", ""))
         await form.read_fields()

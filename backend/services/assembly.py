@@ -114,6 +114,7 @@ class AssemblyService:
                         self._check(chunk_id, digest, checksum())
                         if digest != recorded:
                             raise ChunkConflict(f"chunk {chunk_id} was already received with other bytes")
+                        await self.sessions.save(live)  # its first save may have failed (a full disk)
                         return self._result(live, chunk_id, duplicate=True)
                     digest, fork, findings = await self._write_new(live, chunk_id, offset, length, data)
                     self._check(chunk_id, digest, checksum())

@@ -85,6 +85,9 @@ class CompletionService:
                 if exc.status < 500 and live.session.status == PROCESSING:
                     await self._fail(live, exc)
                 raise
+            finally:
+                if live.session.status == PROCESSING:  # interrupted, not refused (a full disk):
+                    live.session.status = UPLOADING  # /complete may be called again, as after a restart
 
     async def recover(self) -> int:
         """After a restart: finish completions a crash interrupted.

@@ -7,7 +7,8 @@ Who does what:
   chunks that were written. It raises :class:`~backend.errors.InsufficientStorage` when
   the medium is full, nothing else from ``backend.errors``.
 - A :class:`StateStore` persists one small record per session, atomically: a reader
-  sees the old record or the new one, never a torn one.
+  sees the old record or the new one, never a torn one. A full medium is
+  :class:`~backend.errors.InsufficientStorage`, and the old record stays.
 - A :class:`BlobStore` keeps finished files content-addressed by SHA-256.
 
 Writers and readers returned by the stores are *synchronous*: services call them from

@@ -1,7 +1,8 @@
 """Session state as one small JSON file per session, written atomically.
 
 Write a temporary file in the same directory, fdatasync it, rename it over the old
-one: a crash (or a power cut) leaves either the old record or the new one. A file that
+one: a crash (or a power cut) leaves either the old record or the new one, and so does
+a full disk (InsufficientStorage; the temporary file is removed). A file that
 does not parse (a disk error, a hand edit) is moved aside to ``*.corrupt`` and never
 loaded.
 """
@@ -14,6 +15,8 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+
+from backend.storage.full import raise_if_full
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +39,20 @@ class FileStateStore:
         path = self._path(session_id)
         tmp = self.root / f".{session_id}.{os.getpid()}.tmp"
         data = json.dumps(record, separators=(",", ":")).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, data)
-            os.fdatasync(fd)  # the new record is on disk before its name is
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:  # a nearly full disk takes part of a write without an error
+                    view = view[os.write(fd, view):]
+                os.fdatasync(fd)  # the new record is on disk before its name is
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)  # the previous record stays, whole
+            raise_if_full(exc, "session state")
+            raise
         # No directory fsync per save: if a power cut forgets the rename, the previous
         # record is loaded, and resume re-checks the bytes anyway. Atomicity holds.
 

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import errno
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from backend.errors import InsufficientStorage
+from backend.storage.full import raise_if_full
 
-_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _IOV_MAX = 1024
-
-
-def _raise_if_full(exc: OSError) -> None:
-    if exc.errno in _FULL:
-        raise InsufficientStorage("no space left for upload data; retry later") from exc
 
 
 class LocalChunkWriter:
@@ -36,7 +29,7 @@ class LocalChunkWriter:
                 self._pos += n
                 view = view[n:]
         except OSError as exc:
-            _raise_if_full(exc)
+            raise_if_full(exc, "upload data")
             raise
 
     def write_pieces(self, pieces: Sequence[memoryview]) -> None:
@@ -55,7 +48,7 @@ class LocalChunkWriter:
                 if n:
                     views[0] = views[0][n:]
         except OSError as exc:
-            _raise_if_full(exc)
+            raise_if_full(exc, "upload data")
             raise
 
     def close(self) -> None:
@@ -77,7 +70,7 @@ class LocalChunkStore:
             if os.fstat(fd).st_size != size:
                 os.ftruncate(fd, size)
         except OSError as exc:
-            _raise_if_full(exc)
+            raise_if_full(exc, "upload data")
             raise
         finally:
             os.close(fd)

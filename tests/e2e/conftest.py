@@ -46,8 +46,11 @@ class ServerProcess:
     """One server: ``start``, ``kill`` (SIGKILL), ``stop`` (SIGTERM), ``restart``."""
 
     def __init__(self, root: Path, env: dict[str, str] | None = None,
-                 startup_timeout: float = STARTUP_TIMEOUT) -> None:
+                 startup_timeout: float = STARTUP_TIMEOUT, module: str = "backend") -> None:
+        """``module`` is what ``python -m`` runs: ``backend``, or a test-only wrapper of it
+        (tests/faults/hooked_backend.py) that installs fault hooks first."""
         self.root = root
+        self.module = module
         self.state_dir = root / "upload_states"
         self.data_dir = root / "data"
         self.upload_dir = root / "partial"
@@ -118,7 +121,7 @@ class ServerProcess:
                 log.flush()
                 # The child gets its own copy of the descriptor; ours is closed at once.
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "backend", "--host", self.host, "--port", str(self.port)],
+                    [sys.executable, "-m", self.module, "--host", self.host, "--port", str(self.port)],
                     cwd=self.root, env=self._env(), stdin=subprocess.DEVNULL, stdout=log,
                     stderr=subprocess.STDOUT,
                 )

@@ -14,7 +14,7 @@ import aiohttp
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from backend.http_protocol import BodyPieces, PiecewiseHttpToolsProtocol
+from backend.api.http_protocol import BodyPieces, UploadHttpProtocol
 
 
 def test_uvicorn_still_uses_body_the_way_body_pieces_stands_in_for() -> None:
@@ -61,7 +61,7 @@ async def test_real_server_delivers_every_body_byte_through_the_protocol() -> No
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=PiecewiseHttpToolsProtocol,
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=UploadHttpProtocol,
                                            log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     try:
