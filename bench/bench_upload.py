@@ -211,7 +211,7 @@ async def upload(http: aiohttp.ClientSession, base: str, src: Source, chunk_size
     retries = 0
     try:
         start = time.perf_counter()
-        sess, _ = await post_json(http, base + API + "/initiate", 201, lambda: {"json": {
+        sess, retries = await post_json(http, base + API + "/initiate", 201, lambda: {"json": {
             "filename": src.path.name, "file_size": src.size, "chunk_size": chunk_size,
             "expected_hash": src.sha256, "check_duplicates": False}})  # store again on every run
         if sess["chunk_size"] != chunk_size or sess["total_chunks"] != len(checksums):
