@@ -45,7 +45,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_report as report  # noqa: E402
 import peers  # noqa: E402
-from bench_upload import MIB, REPO, Source, floor_mib_s, machine_info, make_source  # noqa: E402
+from bench_upload import MIB, REPO, Source, floor_mib_s, machine_info, make_source, run_main  # noqa: E402
 from proctree import PeakSampler, cpu_delta  # noqa: E402
 from targets import Ours, PeerTarget, Target  # noqa: E402
 from tests.pdfgen import make_pdf  # noqa: E402  (bench_upload put the repo on the path)
@@ -296,14 +296,7 @@ def main() -> None:
         p.error(f"unknown servers: {', '.join(sorted(unknown))}")
     if args.quick:
         args.size_mib, args.runs, args.rss_mib, args.concurrent_mib = 32, 1, [16, 64], 4
-    try:
-        import uvloop  # keeps the client's own share of the 2 cores small
-
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        sys.exit(runner.run(main_async(args)))
+    run_main(lambda: main_async(args))
 
 
 if __name__ == "__main__":

@@ -112,6 +112,35 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
+async def wait_healthy(http: aiohttp.ClientSession, url: str, popen: subprocess.Popen[bytes], log: Path,
+                       name: str, timeout: float = 30) -> None:
+    """Poll ``url/health`` until it answers 200; fail with the log's tail if the process
+    ends or the time runs out (every server in the benchmarks has ``/health``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and popen.poll() is None:
+        try:
+            async with http.get(url + "/health") as r:
+                if r.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{name} did not start; log:\n{log.read_text()[-3000:]}")
+
+
+def run_main(main: Callable[[], Any]) -> None:
+    """Run ``main()`` (a coroutine) on uvloop when it is there, which keeps the client's
+    own share of the 2 cores small, and exit with its result."""
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        sys.exit(runner.run(main()))
+
+
 class Server:
     """A fresh ``python -m backend`` with its own directories under ``root``."""
 
@@ -132,16 +161,7 @@ class Server:
         self.proc = psutil.Process(self.popen.pid)
 
     async def wait_ready(self, http: aiohttp.ClientSession, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.popen.poll() is None:
-            try:
-                async with http.get(self.url + "/health") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"server did not start; log:\n{self.log.read_text()[-3000:]}")
+        await wait_healthy(http, self.url, self.popen, self.log, "server", timeout)
 
     def cpu_seconds(self) -> float:
         t = self.proc.cpu_times()  # every thread of the process
@@ -369,14 +389,7 @@ def main() -> None:
     args = p.parse_args()
     if args.quick:
         args.size_mib, args.runs, args.rss_gib = 64, 1, 0
-    try:
-        import uvloop  # keeps the client's own share of the 2 cores small
-
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        sys.exit(runner.run(main_async(args)))
+    run_main(lambda: main_async(args))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ network once; a marker file per pin set makes later runs skip it.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -20,13 +19,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from bench_upload import wait_healthy
 from proctree import ProcTree
 
 APPS = Path(__file__).resolve().parent / "peer_apps"
@@ -133,16 +132,7 @@ class PeerServer:
         self.tree = ProcTree(self.popen.pid)
 
     async def wait_ready(self, http: aiohttp.ClientSession, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.popen.poll() is None:
-            try:
-                async with http.get(self.url + "/health") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"{self.peer.name} did not start; log:\n{self.log.read_text()[-3000:]}")
+        await wait_healthy(http, self.url, self.popen, self.log, self.peer.name, timeout)
 
     def stored(self, upload_url: str) -> Path:
         """Where the peer keeps an upload's bytes: ``<store>/<id>``, the id being the

@@ -62,6 +62,14 @@ class Api:
     async def complete(self, sid: str) -> httpx.Response:
         return await self.http.post(f"/api/documents/streaming/complete/{sid}")
 
+    async def upload(self, data: bytes, **fields: Any) -> dict[str, Any]:
+        """Initiate, send every chunk, complete: the ``/complete`` answer."""
+        s = await self.initiate(len(data), **fields)
+        await self.upload_all(s["session_id"], data, s["chunk_size"])
+        r = await self.complete(s["session_id"])
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
 
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[Api]:

@@ -21,19 +21,11 @@ from tests.textpdf import make_text_pdf, page_word
 CS = 2 * MIB
 
 
-async def _upload(api: Api, data: bytes, **fields: Any) -> dict[str, Any]:
-    s = await api.initiate(len(data), **fields)
-    await api.upload_all(s["session_id"], data, s["chunk_size"])
-    r = await api.complete(s["session_id"])
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
 async def test_every_endpoint_hides_another_owners_things(owners: Owners, tmp_path: Path, small_pdf: bytes,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     alice, bob = owners.alice, owners.bob
     text = make_text_pdf(tmp_path / "a.pdf", 2, seed=31)
-    doc_id = (await _upload(alice, text, filename="alice.pdf"))["document"]["id"]
+    doc_id = (await alice.upload(text, filename="alice.pdf"))["document"]["id"]
     await alice.svc.importer.drain()
     from backend.services.importer import extract
 
@@ -41,7 +33,7 @@ async def test_every_endpoint_hides_another_owners_things(owners: Owners, tmp_pa
         raise extract.ExtractionError("simulated")
 
     monkeypatch.setattr(alice.svc.importer, "_extract", broken)
-    failed_id = (await _upload(alice, make_text_pdf(tmp_path / "f.pdf", 1, seed=32)))["document"]["id"]
+    failed_id = (await alice.upload(make_text_pdf(tmp_path / "f.pdf", 1, seed=32)))["document"]["id"]
     await alice.svc.importer.drain()
     monkeypatch.undo()
     open_sid = (await alice.initiate(len(small_pdf), client_id="alice_tab"))["session_id"]
@@ -102,13 +94,13 @@ async def test_every_endpoint_hides_another_owners_things(owners: Owners, tmp_pa
 async def test_dedup_never_reveals_another_owners_file(owners: Owners, tmp_path: Path) -> None:
     data = make_text_pdf(tmp_path / "same.pdf", 1, seed=33)
     sha = hashlib.sha256(data).hexdigest()
-    alice_doc = (await _upload(owners.alice, data, expected_hash=sha))["document"]
+    alice_doc = (await owners.alice.upload(data, expected_hash=sha))["document"]
     # Alice again: told at once
     r = await owners.alice.http.post("/api/documents/streaming/initiate",
                                      json={"filename": "x.pdf", "file_size": len(data), "expected_hash": sha})
     assert envelope(r, "duplicate_document", 409)["document"]["id"] == alice_doc["id"]
     # Bob with the same bytes: an upload like any other, a document of his own
-    bob = await _upload(owners.bob, data, expected_hash=sha, filename="bob.pdf")
+    bob = await owners.bob.upload(data, expected_hash=sha, filename="bob.pdf")
     assert bob["duplicate"] is False and bob["document"]["id"] != alice_doc["id"]
     assert bob["document"]["filename"] == "bob.pdf"
     # Alice deleting hers leaves Bob's bytes alone (the blob is shared, invisibly)

@@ -16,14 +16,6 @@ from tests.textpdf import make_blank_pdf, make_text_pdf, page_word
 import httpx
 
 
-async def _upload(api: Api, data: bytes, **fields: Any) -> dict[str, Any]:
-    s = await api.initiate(len(data), **fields)
-    await api.upload_all(s["session_id"], data, s["chunk_size"])
-    r = await api.complete(s["session_id"])
-    assert r.status_code == 200, r.text
-    return dict(r.json())
-
-
 async def _search(api: Api, q: str, top_k: int = 5) -> list[dict[str, Any]]:
     r = await api.http.get("/api/documents/search", params={"q": q, "top_k": top_k})
     assert r.status_code == 200, r.text
@@ -31,8 +23,8 @@ async def _search(api: Api, q: str, top_k: int = 5) -> list[dict[str, Any]]:
 
 
 async def test_import_then_search_finds_document_and_page(api: Api, tmp_path: Path) -> None:
-    one = await _upload(api, make_text_pdf(tmp_path / "a.pdf", 4, seed=1), filename="alpha.pdf", title="Alpha")
-    two = await _upload(api, make_text_pdf(tmp_path / "b.pdf", 3, seed=2), filename="beta.pdf", title="Beta")
+    one = await api.upload(make_text_pdf(tmp_path / "a.pdf", 4, seed=1), filename="alpha.pdf", title="Alpha")
+    two = await api.upload(make_text_pdf(tmp_path / "b.pdf", 3, seed=2), filename="beta.pdf", title="Beta")
     assert one["document"]["index_status"] == "pending"
     await api.svc.importer.drain()
     doc = (await api.http.get(f"/api/documents/{two['document']['id']}")).json()
@@ -47,7 +39,7 @@ async def test_import_then_search_finds_document_and_page(api: Api, tmp_path: Pa
 
 
 async def test_pdf_without_text_is_no_text(api: Api, tmp_path: Path) -> None:
-    body = await _upload(api, make_blank_pdf(tmp_path / "blank.pdf", 2))
+    body = await api.upload(make_blank_pdf(tmp_path / "blank.pdf", 2))
     await api.svc.importer.drain()
     doc = (await api.http.get(f"/api/documents/{body['document']['id']}")).json()
     assert doc["index_status"] == "no_text"
@@ -61,7 +53,7 @@ async def test_failure_is_kept_and_reimport_succeeds(api: Api, tmp_path: Path,
         raise extract.ExtractionError("cannot read the PDF's text: simulated")
 
     monkeypatch.setattr(api.svc.importer, "_extract", broken)
-    body = await _upload(api, make_text_pdf(tmp_path / "f.pdf", 2, seed=7))
+    body = await api.upload(make_text_pdf(tmp_path / "f.pdf", 2, seed=7))
     doc_id = body["document"]["id"]
     await api.svc.importer.drain()
     doc = (await api.http.get(f"/api/documents/{doc_id}")).json()
@@ -81,8 +73,8 @@ async def test_failure_is_kept_and_reimport_succeeds(api: Api, tmp_path: Path,
 
 async def test_delete_removes_hits_but_keeps_a_duplicate(api: Api, tmp_path: Path) -> None:
     data = make_text_pdf(tmp_path / "d.pdf", 2, seed=9)
-    first = await _upload(api, data, check_duplicates=False, title="First")
-    second = await _upload(api, data, check_duplicates=False, title="Second")
+    first = await api.upload(data, check_duplicates=False, title="First")
+    second = await api.upload(data, check_duplicates=False, title="Second")
     await api.svc.importer.drain()
     word = page_word(9, 0, 2)
     assert {h["document_id"] for h in await _search(api, word)} == {first["document"]["id"], second["document"]["id"]}
@@ -105,7 +97,7 @@ async def test_pending_import_survives_a_restart(settings: Settings, tmp_path: P
             await svc.importer.ready()
             for task in svc.importer._tasks[1:]:  # stop the workers: the job stays queued
                 task.cancel()
-            body = await _upload(api, data)
+            body = await api.upload(data)
             assert svc.importer.queue.pending() == 1
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -145,7 +137,7 @@ async def test_no_socket_leaves_the_machine(api: Api, tmp_path: Path, monkeypatc
     monkeypatch.setattr(socket.socket, "connect", guard(socket.socket.connect))
     monkeypatch.setattr(socket.socket, "connect_ex", guard(socket.socket.connect_ex))
     monkeypatch.setattr(socket, "create_connection", create_connection)
-    body = await _upload(api, make_text_pdf(tmp_path / "n.pdf", 2, seed=5))
+    body = await api.upload(make_text_pdf(tmp_path / "n.pdf", 2, seed=5))
     await api.svc.importer.drain()
     hits = await _search(api, page_word(5, 1, 1))
     assert hits[0]["document_id"] == body["document"]["id"] and attempts == []
