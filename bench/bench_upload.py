@@ -128,6 +128,16 @@ async def wait_healthy(http: aiohttp.ClientSession, url: str, popen: subprocess.
     raise RuntimeError(f"{name} did not start; log:\n{log.read_text()[-3000:]}")
 
 
+def stop_process(popen: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 15 s: a benchmarked server always goes away."""
+    popen.terminate()
+    try:
+        popen.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()
+
+
 def run_main(main: Callable[[], Any]) -> None:
     """Run ``main()`` (a coroutine) on uvloop when it is there, which keeps the client's
     own share of the 2 cores small, and exit with its result."""
@@ -181,12 +191,7 @@ class Server:
         return minflt, switches
 
     def stop(self) -> None:
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+        stop_process(self.popen)
 
 
 def chunk_form(fields: dict[str, str], fd: int, offset: int, length: int) -> aiohttp.FormData:

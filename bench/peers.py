@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from bench_upload import wait_healthy
+from bench_upload import stop_process, wait_healthy
 from proctree import ProcTree
 
 APPS = Path(__file__).resolve().parent / "peer_apps"
@@ -149,9 +149,4 @@ class PeerServer:
             path.unlink(missing_ok=True)
 
     def stop(self) -> None:
-        self.popen.terminate()
-        try:
-            self.popen.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+        stop_process(self.popen)
