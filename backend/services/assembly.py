@@ -101,7 +101,7 @@ class AssemblyService:
             offset = chunk_id * s.chunk_size
         if offset != chunk_id * s.chunk_size:
             raise InvalidChunk(f"chunk {chunk_id} starts at offset {chunk_id * s.chunk_size}, not {offset}")
-        self.sessions.ensure_slot(live)
+        self.sessions.admission.ensure_slot(live)
         length = s.chunk_length(chunk_id)
 
         live.in_flight += 1

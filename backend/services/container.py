@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from backend.services.progress import LocalProgressBus, ProgressReporter
 from backend.services.ratelimit import Rule, SessionRateLimits, SlidingWindowLimiter
 from backend.services.sessions import SessionService
 from backend.services.stats import StatsService
+from backend.services.tasks import cancel_and_wait
 from backend.services.validation import ValidationService
 from backend.services.ws_hub import WebSocketHub
 from backend.settings import Settings
@@ -70,16 +70,9 @@ class Services:
                 log.exception("sweep failed; will try again")
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self.tasks)
         for live in list(self.sessions.live.values()):
-            if live.catchup_task is not None:
-                live.catchup_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await live.catchup_task
+            await cancel_and_wait([live.catchup_task], swallow_errors=True)
             await self.sessions.save(live)
         await self.importer.stop()
         self.pool.shutdown(wait=True)
@@ -122,8 +115,8 @@ def build_services(settings: Settings) -> Services:
     metrics = Metrics()
     metrics.watch(Sources(
         bytes_received=lambda: assembly.bytes_received, chunks_accepted=lambda: assembly.chunks_accepted,
-        uploads_completed=lambda: completion.completed, active_sessions=sessions.active_count,
-        open_sessions=sessions.open_count, inflight_bytes=lambda: budget.in_use,
+        uploads_completed=lambda: completion.completed, active_sessions=sessions.admission.active_count,
+        open_sessions=sessions.admission.open_count, inflight_bytes=lambda: budget.in_use,
         backpressure=lambda: {"wait": budget.waits, "refusal": budget.refusals},
         rate_limited=lambda: dict(rate_limits.refusals),
     ))

@@ -1,7 +1,7 @@
 """SessionService: initiate, look up, resume, cancel, list, expire, and persist sessions.
 
-Owns the chunk-size rule, the size limit, the cap on active uploads and each owner's
-caps (unfinished sessions, and their total size). Every session belongs to an owner;
+Owns the chunk-size rule and the size limit; the cap on active uploads and each owner's
+caps are :class:`~backend.services.admission.Admission`'s. Every session belongs to an owner;
 another owner's session is simply not found. The client's file name is sanitized here
 (:mod:`backend.services.filenames`) before anything stores it. State is persisted
 through a :class:`~backend.storage.base.StateStore` after every change that matters,
@@ -22,13 +22,13 @@ from pathlib import PurePath
 from typing import Any
 
 from backend.errors import (
-    DuplicateDocument, FileTooLarge, InvalidRequest, NotFound, QuotaExceeded, SessionExpired, TooManyUploads,
-    UploadError,
+    DuplicateDocument, FileTooLarge, InvalidRequest, NotFound, SessionExpired, UploadError,
 )
+from backend.services.admission import Admission
 from backend.services.filenames import sanitize_filename
 from backend.services.live import LiveSession
 from backend.services.models import (
-    CANCELLED, COMPLETED, FAILED, PROCESSING, UPLOADING, Session, choose_chunk_size,
+    CANCELLED, COMPLETED, FAILED, UPLOADING, Session, choose_chunk_size,
 )
 from backend.services.prefix import PrefixService
 from backend.services.progress import ProgressReporter
@@ -73,6 +73,7 @@ class SessionService:
         self.pool = pool
         self.clock = clock
         self.live: dict[str, LiveSession] = {}
+        self.admission = Admission(settings, self.live, clock)
         # owner, sha256 -> the stored document's view, or None (wired by the container)
         self.find_duplicate: Callable[[str, str], Awaitable[dict[str, Any] | None]] | None = None
 
@@ -119,8 +120,8 @@ class SessionService:
             document = await self.find_duplicate(owner, expected)
             if document is not None:
                 raise DuplicateDocument("this file is already stored", document=document)
-        self.ensure_slot(None)
-        self.ensure_owner_quota(owner, req.file_size)  # no await from here to self.live[...]: no race
+        self.admission.ensure_slot(None)
+        self.admission.ensure_owner_quota(owner, req.file_size)  # no await from here to self.live[...]: no race
         now = self.clock()
         chunk_size = choose_chunk_size(req.file_size, req.chunk_size or self.settings.default_chunk_size)
         session = Session(
@@ -165,46 +166,6 @@ class SessionService:
             raise SessionExpired(f"upload session {session_id} expired")
         return live
 
-    def active_count(self) -> int:
-        now = time.monotonic()
-        idle = self.settings.active_idle_seconds
-        return sum(
-            1 for lv in self.live.values()
-            if lv.session.status in (UPLOADING, PROCESSING) and (lv.in_flight or now - lv.last_activity < idle)
-        )
-
-    def open_count(self) -> int:
-        """Unfinished sessions, all owners (for the metrics)."""
-        now = self.clock()
-        return sum(1 for lv in self.live.values() if lv.session.unfinished and not lv.session.expired(now))
-
-    def ensure_owner_quota(self, owner: str, file_size: int) -> None:
-        """Refuse a new session past the owner's caps: unfinished sessions (429
-        ``too_many_uploads``) and their total size (507 ``upload_quota_exceeded``).
-        Both recover as the owner's uploads complete, are cancelled or expire."""
-        now = self.clock()
-        mine = [lv.session for lv in self.live.values()
-                if lv.session.owner == owner and lv.session.unfinished and not lv.session.expired(now)]
-        cap = self.settings.max_open_sessions_per_owner
-        if len(mine) >= cap:
-            raise TooManyUploads(f"you have {len(mine)} unfinished uploads, the most allowed; complete or cancel "
-                                 f"one first", retry_after=30, scope="owner", limit=cap)
-        quota = self.settings.max_pending_bytes_per_owner
-        pending = sum(s.file_size for s in mine)
-        if pending + file_size > quota:
-            raise QuotaExceeded(f"your unfinished uploads hold {pending} bytes; {file_size} more would pass the "
-                                f"quota of {quota} bytes", quota_bytes=quota, pending_bytes=pending)
-
-    def ensure_slot(self, live: LiveSession | None) -> None:
-        """Refuse a new (or idle, reawakening) upload when the active cap is reached."""
-        if live is not None and time.monotonic() - live.last_activity < self.settings.active_idle_seconds:
-            return
-        if self.active_count() >= self.settings.max_concurrent_uploads:
-            raise TooManyUploads(
-                f"{self.settings.max_concurrent_uploads} uploads are already active; retry later",
-                retry_after=30,
-            )
-
     # -- persistence -------------------------------------------------------------------
 
     async def save(self, live: LiveSession) -> None:
@@ -232,7 +193,7 @@ class SessionService:
                 live.session.client_ids.append(client_id)
                 live.touch()
         if live.session.status == UPLOADING:
-            self.ensure_slot(live)
+            self.admission.ensure_slot(live)
             if not await self._run(self.chunks.exists, live.id):
                 await self._run(self.chunks.create, live.id, live.session.file_size)
             bad = await self.prefix.rebuild(live)

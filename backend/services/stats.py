@@ -42,7 +42,7 @@ class StatsService:
         disk = psutil.disk_usage(str(self.settings.partial_dir))
         uploading = sum(1 for lv in self.sessions.live.values() if lv.in_flight)
         return {
-            "active_sessions": self.sessions.active_count(),
+            "active_sessions": self.sessions.admission.active_count(),
             "memory_usage_mb": round(self.rss_mb(), 1),
             "peak_memory_mb": round(self.peak_mb(), 1),
             "temp_files_count": count,

@@ -19,7 +19,6 @@ Contract:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from backend.services.importer.extract import ChildExtractor
 from backend.services.live import LiveSession
 from backend.services.models import iso
 from backend.services.progress import ProgressReporter
+from backend.services.tasks import cancel_and_wait
 from backend.settings import Settings
 from backend.storage.base import BlobStore
 from backend.storage.sqlite_docs import DocumentRecord, SqliteDocumentRepository
@@ -123,11 +123,7 @@ class ImportService:
         return index
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         await asyncio.get_running_loop().run_in_executor(None, self.pool.shutdown, True)
         await asyncio.get_running_loop().run_in_executor(None, self.extractor.close)
         self.queue.close()
