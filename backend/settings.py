@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     security_flag_kinds: str | None = Field(
         None, description="Comma-separated finding kinds that only flag a file (default: every other kind)")
     stream_scan: bool = Field(True, description="Scan PDF syntax as chunks arrive (off only for benchmarks).")
+    prefix_worker: Literal["process", "thread"] = Field(
+        "process", description="Where the whole-file SHA-256 and the streaming scan run: a child process, off "
+        "the server's GIL, or a thread of the server (in-process tests)")
     scan_inflate_per_stream_mb: float = Field(16, gt=0, description="Inflated bytes per object stream, streaming.")
     scan_inflate_total_mb: float = Field(128, gt=0, description="Inflated bytes per file, streaming.")
     max_pages: int = Field(10_000, gt=0, description="Most pages a stored PDF may have.")
@@ -150,6 +153,7 @@ def temp_settings(root: Path | None = None, **overrides: object) -> Settings:
         "state_dir": base / "upload_states",
         "data_dir": base / "data",
         "upload_dir": base / "partial",
+        "prefix_worker": "thread",  # in-process apps by the hundred: no child process each
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -3,10 +3,11 @@
 The request stream's pieces are grouped (not copied) into blocks of about ``BLOCK``
 bytes and handed to a worker thread that hashes them and writes them at their offset
 with one ``pwritev``; meanwhile the event loop reads on (a bounded number of blocks per
-chunk in memory). When the chunk starts exactly at the session's contiguous prefix, a
-fork of the prefix consumers (whole-file SHA-256, PDF scan) is fed the same blocks in a
-second thread, so an in-order upload is hashed and scanned on the way in and never
-read back.
+chunk in memory). When the chunk starts exactly at the session's contiguous prefix, the
+writer thread tells the prefix worker (whole-file SHA-256, PDF scan; a process of its
+own, :mod:`backend.services.prefix_worker`) about each block once it is on disk, and the
+worker feeds it to a fork of the prefix from the page cache: an in-order upload is
+hashed and scanned while it streams in, and its chunk's answer says what the scan found.
 
 Rules enforced here: offset and length (InvalidChunk), the PDF header on chunk 0
 (NotAPdf), the chunk checksum (ChecksumMismatch: the chunk is not recorded), idempotent
@@ -33,7 +34,6 @@ from backend.services.block_sink import BlockSink
 from backend.services.live import LiveSession
 from backend.services.models import FAILED, UPLOADING
 from backend.services.prefix import PrefixService
-from backend.services.prefix_state import PrefixState
 from backend.services.progress import ProgressReporter
 from backend.services.sessions import SessionService
 from backend.services.validation import ValidationService
@@ -70,8 +70,8 @@ class AssemblyService:
         pool: Executor,
         stream_pool: Executor,
     ) -> None:
-        """``pool`` runs short jobs; ``stream_pool`` gives each streaming chunk its worker
-        threads (two per chunk request, as many requests as the memory budget admits)."""
+        """``pool`` runs short jobs; ``stream_pool`` gives each streaming chunk its writer
+        thread (as many chunk requests as the memory budget admits)."""
         self.sessions = sessions
         self.prefix = prefix
         self.chunks = chunks
@@ -117,8 +117,13 @@ class AssemblyService:
                         await self.sessions.save(live)  # its first save may have failed (a full disk)
                         return self._result(live, chunk_id, duplicate=True)
                     digest, fork, findings = await self._write_new(live, chunk_id, offset, length, data)
-                    self._check(chunk_id, digest, checksum())
-                    self._ensure_open(live)  # another chunk's scan may have failed it meanwhile
+                    try:
+                        self._check(chunk_id, digest, checksum())
+                        self._ensure_open(live)  # another chunk's scan may have failed it meanwhile
+                    except BaseException:
+                        if fork is not None:
+                            self.prefix.discard(fork)
+                        raise
                     if not await self._record(live, chunk_id, digest, fork):
                         findings = []  # the fork was dropped; the catch-up scans these bytes
         finally:
@@ -152,15 +157,12 @@ class AssemblyService:
         s = live.session
         return ChunkResult(chunk_id, s.next_chunk_id(), s.complete, duplicate)
 
-    async def _record(self, live: LiveSession, chunk_id: int, digest: str, fork: PrefixState | None) -> bool:
+    async def _record(self, live: LiveSession, chunk_id: int, digest: str, fork: int | None) -> bool:
         """Record the chunk; adopt its prefix fork if the prefix still ends where it starts."""
         adopted = False
         async with live.prefix_lock:
-            base = live.prefix
-            start = chunk_id * live.session.chunk_size
-            if fork is not None and base is not None and base.offset == start:
-                base.adopt(fork)
-                adopted = True
+            if fork is not None:
+                adopted = await self.prefix.adopt(live, fork, chunk_id * live.session.chunk_size)
             live.session.chunks[chunk_id] = digest
         live.meter.add(live.session.chunk_length(chunk_id))
         self.chunks_accepted += 1
@@ -206,13 +208,11 @@ class AssemblyService:
 
     async def _write_new(
         self, live: LiveSession, chunk_id: int, offset: int, length: int, data: AsyncIterator[bytes | memoryview],
-    ) -> tuple[str, PrefixState | None, list[Any]]:
-        """Stream the chunk to its place: one thread hashes and writes, and, when the chunk
-        starts at the prefix, a second feeds the prefix fork (both cores busy)."""
-        base = live.prefix
-        fork = base.copy() if base is not None and base.offset == offset else None
+    ) -> tuple[str, int | None, list[Any]]:
+        """Stream the chunk to its place: a worker thread hashes and writes each block and,
+        when the chunk starts at the prefix, tells the prefix worker it is on disk (the
+        prefix worker hashes and scans it in a process of its own, meanwhile)."""
         digest = hashlib.sha256()
-        findings: list[Any] = []
         try:
             writer: ChunkWriter = await self._run(self.chunks.open_chunk, live.id, offset, length)
         except FileNotFoundError:
@@ -220,37 +220,43 @@ class AssemblyService:
             # removed the partial file: say why rather than fail.
             self._ensure_open(live)
             raise
+        fork = self.prefix.fork(live, offset)
+        written = offset
 
         def write(pieces: list[memoryview]) -> None:
+            nonlocal written
+            size = 0
             for piece in pieces:
                 digest.update(piece)
+                size += len(piece)
             writer.write_pieces(pieces)
+            if fork is not None:
+                self.prefix.feed_fork(fork, live.id, written, size)
+            written += size
 
-        def scan(pieces: list[memoryview]) -> None:
-            assert fork is not None
-            for piece in pieces:
-                findings.extend(fork.feed(piece))
-
-        sinks: list[BlockSink[list[memoryview]]] = [BlockSink(self.stream_pool, write, SLOTS)]
-        if fork is not None:
-            sinks.append(BlockSink(self.stream_pool, scan, SLOTS))
+        sink: BlockSink[list[memoryview]] = BlockSink(self.stream_pool, write, SLOTS)
         try:
             first = chunk_id == 0
             async for pieces in self._blocks(data, length, chunk_id):
                 if first:
                     self.validation.check_header(_head(pieces, HEADER_BYTES), live.session.file_size)
                     first = False
-                for sink in sinks:
-                    await sink.put(pieces)
-            for sink in sinks:
-                await sink.close()
+                await sink.put(pieces)
+            await sink.close()
         except BaseException:
             # Never close the file under a thread still writing to it.
-            for sink in sinks:
-                await sink.abort()
+            await sink.abort()
+            if fork is not None:
+                self.prefix.discard(fork)
             raise
         finally:
             await self._run(writer.close)
+        if fork is None:
+            return digest.hexdigest(), None, []
+        good, findings = await self.prefix.fork_result(fork)
+        if not good:
+            self.prefix.discard(fork)
+            return digest.hexdigest(), None, []
         return digest.hexdigest(), fork, findings
 
 

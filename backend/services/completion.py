@@ -138,7 +138,7 @@ class CompletionService:
             if not moved:
                 await self._run(self.chunks.delete, live.id)
             return await self._done(live, existing, duplicate=True)
-        info = await self.validation.inspect(path, *self._stream_scan(live))
+        info = await self.validation.inspect(path, *await self._stream_scan(live))
         if not moved:
             await self._run(self.blobs.adopt, path, sha256)
         doc = self.documents.new_record(
@@ -150,30 +150,32 @@ class CompletionService:
         doc = await self._run(self.documents.repo.insert, doc)
         return await self._done(live, doc, duplicate=False)
 
-    @staticmethod
-    def _stream_scan(live: LiveSession) -> tuple[list[Any], dict[str, Any]]:
+    async def _stream_scan(self, live: LiveSession) -> tuple[list[Any], dict[str, Any]]:
         """The streaming scan's findings (trailing data is judged now, at the end) and summary."""
-        prefix = live.prefix
-        if prefix is None or prefix.scanner is None:
+        final = await self.prefix.finish(live)
+        if final is None:
             return [], live.session.scan
-        prefix.finish()
-        scanner: Any = prefix.scanner
-        return list(scanner.findings), prefix.scan_summary()
+        _, findings, summary = final
+        return findings, summary
 
     async def _whole_file_hash(self, live: LiveSession) -> str:
         """The prefix consumers' hash, once they have seen every byte."""
         s = live.session
-        if live.prefix is None:
-            bad = await self.prefix.rebuild(live)
-            if bad:
-                await self.sessions.save(live)
-                raise UploadIncomplete(f"chunks {bad} no longer hold what was received; send them again",
-                                       missing_chunks=s.missing_chunks())
-        await self.prefix.wait_caught_up(live)
-        prefix = live.prefix
-        if prefix is None or prefix.offset != s.file_size:
-            raise UploadIncomplete("the file is still being verified; retry", missing_chunks=s.missing_chunks())
-        return prefix.hexdigest()
+        for _ in range(2):  # a prefix lost with its worker is rebuilt once
+            if live.prefix is None:
+                bad = await self.prefix.rebuild(live)
+                if bad:
+                    await self.sessions.save(live)
+                    raise UploadIncomplete(f"chunks {bad} no longer hold what was received; send them again",
+                                           missing_chunks=s.missing_chunks())
+            await self.prefix.wait_caught_up(live)
+            prefix = live.prefix
+            if prefix is not None and prefix.offset != s.file_size:
+                break
+            final = await self.prefix.finish(live)
+            if final is not None:
+                return final[0]
+        raise UploadIncomplete("the file is still being verified; retry", missing_chunks=s.missing_chunks())
 
     async def _done(self, live: LiveSession, doc: DocumentRecord, *, duplicate: bool) -> Completed:
         s = live.session

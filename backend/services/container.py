@@ -15,6 +15,7 @@ from backend.services.documents import DocumentService
 from backend.services.importer.service import ImportService
 from backend.services.metrics import Metrics, Sources
 from backend.services.prefix import PrefixService
+from backend.services.prefix_lane import PrefixLane
 from backend.services.progress import LocalProgressBus, ProgressReporter
 from backend.services.ratelimit import Rule, SessionRateLimits, SlidingWindowLimiter
 from backend.services.sessions import SessionService
@@ -77,6 +78,7 @@ class Services:
         await self.importer.stop()
         self.pool.shutdown(wait=True)
         self.assembly.stream_pool.shutdown(wait=True)
+        self.sessions.prefix.lane.close()
         self.repo.close()
 
 
@@ -91,7 +93,8 @@ def build_services(settings: Settings) -> Services:
     bus.subscribe(hub.deliver)
     reporter = ProgressReporter(bus, settings.progress_interval_seconds)
     validation = ValidationService(settings, pool, reporter)
-    prefix = PrefixService(chunks, pool, validation.new_scanner, validation.on_findings)
+    lane = PrefixLane(chunks, validation.scanner_factory, settings.prefix_worker)
+    prefix = PrefixService(lane, validation.on_findings)
     sessions = SessionService(settings, states, chunks, prefix, reporter, pool)
     validation.on_reject = sessions.fail
     budget = MemoryBudget(settings.inflight_budget, settings.backpressure_wait_seconds)
@@ -100,7 +103,7 @@ def build_services(settings: Settings) -> Services:
     documents = DocumentService(repo, blobs, pool)
     sessions.find_duplicate = documents.find_duplicate
     max_streams = budget.limit // RESERVATION + 1
-    stream_pool = ThreadPoolExecutor(max_workers=2 * max_streams, thread_name_prefix="chunk")
+    stream_pool = ThreadPoolExecutor(max_workers=max_streams, thread_name_prefix="chunk")
     assembly = AssemblyService(sessions, prefix, chunks, validation, budget, reporter, pool, stream_pool)
     completion = CompletionService(sessions, prefix, validation, chunks, blobs, documents, reporter, pool)
     queue = SqliteImportQueue(settings.data_dir / "documents.sqlite3")

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 from backend.services.models import Session
-from backend.services.prefix_state import PrefixState
+from backend.services.prefix_lane import PrefixHandle
 
 
 class SpeedMeter:
@@ -39,7 +39,7 @@ class SpeedMeter:
 class LiveSession:
     session: Session
     # None: not trusted yet (loaded after a restart); rebuilt from the bytes on disk.
-    prefix: PrefixState | None = None
+    prefix: PrefixHandle | None = None
     prefix_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     complete_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     save_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -1,51 +1,101 @@
 """Keeps each session's prefix consumers up to date with the bytes on disk.
 
+The consumers (whole-file SHA-256 and PDF scan) live in the prefix worker
+(:mod:`backend.services.prefix_worker`, a process of its own); ``live.prefix`` is the
+server's handle on them (offset and scan summary as last reported).
+
+- ``fork``/``adopt``: a chunk that starts at the prefix is fed to a fork while it streams
+  in (the assembly service tells the worker about each block it writes); the fork is
+  adopted once the chunk is recorded, if the prefix still ends where the chunk starts.
 - ``catch_up``: after a chunk is recorded, feed every recorded chunk that now extends the
   contiguous prefix (chunks that arrived ahead of a gap) from the store, once each.
 - ``rebuild``: the bytes decide. Re-read every recorded chunk, drop those whose bytes no
   longer hash to what the state says, and rebuild the whole-file hash and the scan over
   the verified prefix in the same single pass. Runs after a restart and on ``/resume``.
+- ``finish``: the whole-file digest and the scan's findings and summary, at the end.
 
-Both hold the session's ``prefix_lock`` and do their reading and hashing in a worker
-thread. Findings go to ``on_findings``, which may fail the session.
+Catch-up and rebuild hold the session's ``prefix_lock``. Findings go to ``on_findings``,
+which may fail the session. A worker that died took its states with it: the session's
+prefix becomes ``None`` and is rebuilt from the bytes when next needed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from typing import Any
 
 from backend.errors import SecurityRejected
 from backend.services.live import LiveSession
 from backend.services.models import UPLOADING
-from backend.services.prefix_state import PrefixState, ScannerFactory
-from backend.storage.base import ChunkStore
+from backend.services.prefix_lane import LaneError, PrefixHandle, PrefixLane
 
 log = logging.getLogger(__name__)
-
-READ_BLOCK = 1 << 20
 
 FindingsHandler = Callable[[LiveSession, list[Any]], Awaitable[None]]
 
 
 class PrefixService:
-    def __init__(
-        self, chunks: ChunkStore, pool: Executor, scanner_factory: ScannerFactory, on_findings: FindingsHandler
-    ) -> None:
-        self.chunks = chunks
-        self.pool = pool
-        self.scanner_factory = scanner_factory
+    def __init__(self, lane: PrefixLane, on_findings: FindingsHandler) -> None:
+        self.lane = lane
         self.on_findings = on_findings
 
-    def new_state(self) -> PrefixState:
-        return PrefixState(self.scanner_factory())
+    def new_state(self) -> PrefixHandle:
+        return self.lane.new_state()
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+    # -- a chunk streaming in at the prefix ------------------------------------------
+
+    def fork(self, live: LiveSession, offset: int) -> int | None:
+        """A fork of the prefix for a chunk starting at ``offset``, if the prefix ends there."""
+        prefix = live.prefix
+        if prefix is None or prefix.offset != offset:
+            return None
+        fork_id = self.lane.new_id()
+        try:
+            self.lane.tell("fork", fork_id, prefix.id)
+        except LaneError:
+            return None
+        return fork_id
+
+    def feed_fork(self, fork_id: int, upload_id: str, offset: int, length: int) -> None:
+        """From the writer thread: bytes of the forked chunk are on disk."""
+        self.lane.tell("fork_feed", fork_id, upload_id, offset, length)
+
+    async def fork_result(self, fork_id: int) -> tuple[bool, list[Any]]:
+        """(whether the fork saw all of the chunk, its findings) once the worker is done."""
+        try:
+            good, findings = await self.lane.ask("fork_result", fork_id)
+        except LaneError:
+            return False, []
+        return good, findings
+
+    def discard(self, fork_id: int) -> None:
+        try:
+            self.lane.tell("discard", fork_id)
+        except LaneError:
+            pass
+
+    async def adopt(self, live: LiveSession, fork_id: int, start: int) -> bool:
+        """With the prefix lock held: the fork becomes the prefix if it still ends at ``start``."""
+        prefix = live.prefix
+        if prefix is None or prefix.offset != start:
+            self.discard(fork_id)
+            return False
+        try:
+            adopted, progress = await self.lane.ask("adopt", prefix.id, fork_id)
+        except LaneError:
+            self._lost(live, prefix)
+            return False
+        prefix.update(progress)
+        return bool(adopted)
+
+    @staticmethod
+    def _lost(live: LiveSession, prefix: PrefixHandle) -> None:
+        if live.prefix is prefix:
+            log.warning("session %s: the prefix worker lost its state; it is rebuilt from the bytes", live.id,
+                        extra={"session_id": live.id})
+            live.prefix = None
 
     # -- catch-up -------------------------------------------------------------------
 
@@ -70,8 +120,13 @@ class PrefixService:
                 expected = s.chunks.get(chunk_id)
                 if expected is None:
                     return
-                ok, findings = await self._run(self._feed_chunk, live.id, prefix, s.chunk_size * chunk_id,
-                                               s.chunk_length(chunk_id), expected)
+                try:
+                    ok, findings, progress = await self.lane.ask(
+                        "catch_up", prefix.id, live.id, s.chunk_size * chunk_id, s.chunk_length(chunk_id), expected)
+                except LaneError:
+                    self._lost(live, prefix)
+                    return
+                prefix.update(progress)
                 if not ok:
                     # The store no longer holds what was recorded: forget the chunk so
                     # the client sends it again; rebuild the prefix from scratch later.
@@ -92,22 +147,6 @@ class PrefixService:
             return False
         return True
 
-    def _feed_chunk(self, upload_id: str, prefix: PrefixState, offset: int, length: int,
-                    expected: str) -> tuple[bool, list[Any]]:
-        """Feed one recorded chunk into a fork of ``prefix``; commit only if it hashes right."""
-        fork = prefix.copy()
-        digest = hashlib.sha256()
-        findings: list[Any] = []
-        got = 0
-        for block in self.chunks.read(upload_id, offset, length, READ_BLOCK):
-            digest.update(block)
-            findings += fork.feed(block)
-            got += len(block)
-        if got != length or digest.hexdigest() != expected:
-            return False, []
-        prefix.adopt(fork)
-        return True, findings
-
     async def wait_caught_up(self, live: LiveSession) -> None:
         """Return once no catch-up is running (the prefix is as long as it can get)."""
         while live.catchup_task is not None and not live.catchup_task.done():
@@ -116,7 +155,7 @@ class PrefixService:
         if live.catchup_task is not None and not live.catchup_task.done():
             await asyncio.shield(live.catchup_task)
 
-    # -- rebuild ----------------------------------------------------------------------
+    # -- rebuild and finish -------------------------------------------------------------
 
     async def rebuild(self, live: LiveSession) -> list[int]:
         """Verify every recorded chunk against the store and rebuild the prefix.
@@ -125,14 +164,23 @@ class PrefixService:
         (they are no longer recorded). Chunks recorded while this runs are trusted: they
         were hashed on their way in."""
         async with live.prefix_lock:
-            recorded = dict(live.session.chunks)
-            state = self.new_state()
-            bad: list[int]
-            bad, findings = await self._run(self._verify_all, live, recorded, state)
+            s = live.session
+            recorded = dict(s.chunks)
+            bad: list[int] = []
+            for attempt in (1, 2):  # a worker that died is started again by the next message
+                prefix = PrefixHandle(self.lane)
+                try:
+                    bad, findings, progress = await self.lane.ask(
+                        "rebuild", prefix.id, live.id, recorded, s.chunk_size, s.total_chunks, s.file_size)
+                    break
+                except LaneError as exc:
+                    if attempt == 2:
+                        raise RuntimeError(f"the prefix worker could not rebuild session {live.id}: {exc}") from exc
+            prefix.update(progress)
             for chunk_id in bad:
-                if live.session.chunks.get(chunk_id) == recorded[chunk_id]:
-                    del live.session.chunks[chunk_id]
-            live.prefix = state
+                if s.chunks.get(chunk_id) == recorded[chunk_id]:
+                    del s.chunks[chunk_id]
+            live.prefix = prefix
             if bad:
                 live.touch()
         if findings:
@@ -140,32 +188,16 @@ class PrefixService:
         self.schedule_catch_up(live)
         return bad
 
-    def _verify_all(self, live: LiveSession, recorded: dict[int, str],
-                    state: PrefixState) -> tuple[list[int], list[Any]]:
-        s = live.session
-        bad: list[int] = []
-        findings: list[Any] = []
-        contiguous = True
-        for chunk_id in range(s.total_chunks):
-            expected = recorded.get(chunk_id)
-            if expected is None:
-                contiguous = False
-                continue
-            if contiguous:
-                ok, found = self._feed_chunk(live.id, state, chunk_id * s.chunk_size, s.chunk_length(chunk_id),
-                                             expected)
-                findings += found
-            else:
-                ok = self._hash_range(live.id, chunk_id * s.chunk_size, s.chunk_length(chunk_id)) == expected
-            if not ok:
-                bad.append(chunk_id)
-                contiguous = False
-        return bad, findings
-
-    def _hash_range(self, upload_id: str, offset: int, length: int) -> str | None:
-        digest = hashlib.sha256()
-        got = 0
-        for block in self.chunks.read(upload_id, offset, length, READ_BLOCK):
-            digest.update(block)
-            got += len(block)
-        return digest.hexdigest() if got == length else None
+    async def finish(self, live: LiveSession) -> tuple[str, list[Any], dict[str, Any]] | None:
+        """(whole-file SHA-256, every streaming finding, scan summary), or None if the
+        prefix is not known (then it must be rebuilt first)."""
+        prefix = live.prefix
+        if prefix is None:
+            return None
+        try:
+            digest, findings, summary, offset = await self.lane.ask("finish", prefix.id)
+        except LaneError:
+            self._lost(live, prefix)
+            return None
+        prefix.update((offset, summary))
+        return digest, findings, summary

@@ -2,7 +2,7 @@
 ones on completion, one policy for both.
 
 - ``check_header``: the first block of chunk 0 must hold ``%PDF-`` within 1024 bytes.
-- ``new_scanner``: the streaming keyword scanner the prefix consumers feed, in order,
+- ``scanner_factory``: makes the streaming keyword scanner the prefix consumers feed, in order,
   whatever order the chunks arrived in (:mod:`backend.services.pdf.scan`).
 - ``on_findings``: the scanner's new findings go through the policy. Flagged ones are
   told to the session's listeners; a rejecting one fails the session at once (its bytes
@@ -15,6 +15,7 @@ ones on completion, one policy for both.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from pathlib import Path
@@ -24,12 +25,17 @@ from backend.errors import NotAPdf, SecurityRejected
 from backend.services.live import LiveSession
 from backend.services.pdf.inspect import InspectLimits, Inspection, inspect_pdf
 from backend.services.pdf.scan import Finding, PdfStreamScanner, ScanLimits
+from backend.services.prefix_state import ScannerFactory
 from backend.services.progress import ProgressReporter
 from backend.services.pdf.policy import SecurityPolicy
 from backend.settings import MIB, Settings
 
 HEADER_WINDOW = 1024
 Rejecter = Callable[[LiveSession, SecurityRejected], Awaitable[None]]
+
+
+def _no_scanner() -> None:
+    return None
 
 
 def _describe(findings: list[Finding], limit: int = 3) -> str:
@@ -55,8 +61,10 @@ class ValidationService:
         )
         self.on_reject: Rejecter | None = None  # wired by the container: fails the session
 
-    def new_scanner(self) -> PdfStreamScanner | None:
-        return PdfStreamScanner(self.scan_limits) if self.stream_scan else None
+    @property
+    def scanner_factory(self) -> ScannerFactory:
+        """Makes the streaming scanner for a new prefix; picklable (the prefix worker's)."""
+        return functools.partial(PdfStreamScanner, self.scan_limits) if self.stream_scan else _no_scanner
 
     def check_header(self, first_block: bytes | bytearray, file_size: int) -> None:
         if b"%PDF-" not in first_block[:HEADER_WINDOW]:

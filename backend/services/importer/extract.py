@@ -11,10 +11,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+
+from backend.services.children import die_with_parent
 
 _PDFIUM = threading.Lock()
 
@@ -59,21 +60,6 @@ def _clean(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "").strip()
 
 
-def _die_with_parent(parent: int) -> None:
-    """In the child, at its start: exit once the server that spawned it is gone.
-
-    A server killed with SIGKILL runs no shutdown, and its worker would wait forever for
-    the next task (it holds a write end of its own task queue, so it never sees EOF),
-    keeping multiprocessing's resource tracker alive too: two orphans per crash."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent watch", daemon=True).start()
-
-
 class ChildExtractor:
     """Runs :func:`extract_pages` in a spawned child process (one worker, recycled every
     16 documents). PDFium loads a page's images while it reads the page's text, so a PDF
@@ -90,7 +76,7 @@ class ChildExtractor:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=16,
-                    initializer=_die_with_parent, initargs=(os.getpid(),))
+                    initializer=die_with_parent, initargs=(os.getpid(),))
             pool = self._pool
         try:
             pages: list[str] = pool.submit(extract_pages, path, max_pages).result()

@@ -1,0 +1,220 @@
+"""Carries messages to the :class:`~backend.services.prefix_worker.PrefixWorker`.
+
+``tell`` sends and never waits (thread-safe: the writer threads tell the worker about each
+block they put on disk); ``ask`` sends and awaits the answer. Messages are handled in the
+order they were sent, so an ``ask`` also waits for everything told before it.
+
+In ``process`` mode (the server's) the worker is a child process
+(``python -m backend.services.prefix_worker``: it imports only what it needs), started at
+first use and started again after it died; states held by a dead worker are gone, which
+the caller learns from :class:`LaneError` (and rebuilds from the bytes). In ``thread``
+mode (in-process tests) the same worker runs in one thread of this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import threading
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Literal
+
+from backend.services.prefix_state import ScannerFactory
+from backend.services.prefix_worker import ANSWERED, PrefixWorker, handle
+from backend.storage.base import ChunkStore
+
+Mode = Literal["process", "thread"]
+_ROOT = str(Path(__file__).resolve().parents[2])  # where the ``backend`` package is
+
+
+class LaneError(Exception):
+    """The worker could not do what was asked (it died, or the state is unknown to it)."""
+
+
+class PrefixHandle:
+    """The server's view of one prefix state held by the worker: its id, and the offset
+    and scan summary it last reported. The state is dropped when the handle is."""
+
+    def __init__(self, lane: PrefixLane) -> None:
+        self.id = lane.new_id()
+        self.generation = lane.generation
+        self.offset = 0
+        self.summary: dict[str, Any] = {}
+        weakref.finalize(self, lane.forget, self.id)
+
+    def update(self, progress: tuple[int, dict[str, Any]] | None) -> None:
+        if progress is not None:
+            self.offset, self.summary = progress
+
+    def scan_summary(self) -> dict[str, Any]:
+        return self.summary
+
+
+class PrefixLane:
+    def __init__(self, chunks: ChunkStore, scanner_factory: ScannerFactory, mode: Mode = "process") -> None:
+        self.chunks = chunks
+        self.scanner_factory = scanner_factory
+        self.mode = mode
+        self.generation = 0
+        self._ids = itertools.count(1)
+        self._send_lock = threading.Lock()
+        self._forgotten: collections.deque[int] = collections.deque()  # appended by finalizers
+        self._pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+        self._conn: Connection | None = None
+        self._sock: socket.socket | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._worker: PrefixWorker | None = None
+
+    def new_id(self) -> int:
+        return next(self._ids)
+
+    def new_state(self) -> PrefixHandle:
+        """An empty state in the worker."""
+        prefix = PrefixHandle(self)
+        self.tell("open", prefix.id)
+        return prefix
+
+    def forget(self, state_id: int) -> None:
+        """A handle went away: drop its state with the next message (a finalizer may run
+        on any thread, even one that is sending: it must not send itself)."""
+        self._forgotten.append(state_id)
+
+    # -- messages ---------------------------------------------------------------------
+
+    def tell(self, op: str, *args: Any) -> None:
+        with self._send_lock:
+            self._send(0, op, args)
+
+    async def ask(self, op: str, *args: Any) -> Any:
+        assert op in ANSWERED
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        call_id = self.new_id()
+        with self._send_lock:
+            self._pending[call_id] = (loop, future)
+            try:
+                self._send(call_id, op, args)
+            except BaseException:
+                self._pending.pop(call_id, None)
+                raise
+        return await future
+
+    def _send(self, call_id: int, op: str, args: tuple[Any, ...]) -> None:
+        """With the send lock held: the forgotten states' drops first, then the message."""
+        self._ensure_started()
+        messages = [(0, "drop", (self._forgotten.popleft(),)) for _ in range(len(self._forgotten))]
+        messages.append((call_id, op, args))
+        for message in messages:
+            if self.mode == "thread":
+                assert self._thread is not None
+                self._thread.submit(self._run_here, *message)
+                continue
+            assert self._conn is not None
+            try:
+                self._conn.send(message)
+            except (OSError, ValueError) as exc:
+                self._broken(f"the prefix worker is gone ({exc})")
+                raise LaneError("the prefix worker is gone") from exc
+
+    def _run_here(self, call_id: int, op: str, args: tuple[Any, ...]) -> None:
+        assert self._worker is not None
+        try:
+            result, error = handle(self._worker, op, args), None
+        except Exception as exc:
+            result, error = None, f"{type(exc).__name__}: {exc}"
+        if op in ANSWERED:
+            self._settle(call_id, result, error)
+
+    def _settle(self, call_id: int, result: Any, error: str | None) -> None:
+        entry = self._pending.pop(call_id, None)
+        if entry is None:
+            return
+        loop, future = entry
+
+        def resolve() -> None:
+            if future.done():
+                return
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(LaneError(error))
+
+        loop.call_soon_threadsafe(resolve)
+
+    # -- the worker's life --------------------------------------------------------------
+
+    def _ensure_started(self) -> None:
+        if self.mode == "thread":
+            if self._thread is None:
+                self._worker = PrefixWorker(self.chunks, self.scanner_factory)
+                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefix")
+            return
+        if self._conn is not None:
+            return
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")])))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "backend.services.prefix_worker", str(theirs.fileno()), str(os.getpid())],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        theirs.close()
+        conn = Connection(os.dup(ours.fileno()))
+        conn.send((self.chunks, self.scanner_factory))
+        self._conn, self._sock, self._process = conn, ours, process
+        self._forgotten.clear()  # a new worker holds no states
+        self.generation += 1
+        threading.Thread(target=self._read, args=(conn, process), name="prefix answers", daemon=True).start()
+
+    def _read(self, conn: Connection, process: subprocess.Popen[bytes]) -> None:
+        while True:
+            try:
+                call_id, result, error = conn.recv()
+            except (EOFError, OSError):
+                with self._send_lock:
+                    if self._conn is conn:
+                        self._broken("the prefix worker stopped")
+                process.wait()  # no zombie
+                return
+            self._settle(call_id, result, error)
+
+    def _broken(self, why: str) -> None:
+        """With the send lock held: fail every waiting ask; the next message starts a new worker."""
+        self._hang_up()
+        for call_id in list(self._pending):
+            self._settle(call_id, None, why)
+
+    def _hang_up(self) -> None:
+        """Shut the socket down (which also wakes the answer reader, blocked in a read on
+        it: closing its descriptor would not) and close it."""
+        conn, sock, self._conn, self._sock = self._conn, self._sock, None, None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        with self._send_lock:
+            process, self._process = self._process, None
+            pool, self._thread = self._thread, None
+            self._hang_up()  # the worker sees EOF and returns
+        if process is not None:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if pool is not None:
+            pool.shutdown(wait=True)
+

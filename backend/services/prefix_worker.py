@@ -1,0 +1,222 @@
+"""The prefix consumers' own process: whole-file SHA-256 and PDF scan, off the server's GIL.
+
+Every byte of an upload is hashed twice (the chunk's checksum and the whole file's) and
+scanned once. In the server process those three passes and the event loop that reads the
+socket take turns on one GIL, and on a two-core machine most of the lost time was threads
+waiting to get it back. Here the whole-file hash and the scan run in a process of their own
+that reads the bytes back from the partial file (just written: the page cache) and owns
+every session's prefix state. The server tells it what happened, in order, over a pipe:
+
+- ``open``: a new, empty prefix state (a new session, or one rebuilt after a restart).
+- ``fork`` / ``fork_feed`` / ``fork_result`` / ``adopt``: a chunk that starts where the
+  prefix ends is fed to a fork of the state block by block, as the server's writer
+  thread puts each block on disk, so the fork is ready moments after the chunk's last
+  byte; the server adopts it once the chunk's checksum holds (``adopt`` also drops it).
+- ``catch_up``: a recorded chunk that now extends the prefix (it arrived ahead of a gap)
+  is read back and checked against its recorded SHA-256 before it is fed.
+- ``rebuild``: verify every recorded chunk and rebuild the state over the verified prefix.
+- ``finish``: the whole-file digest, every finding and the scan's summary.
+- ``drop``: the state (or fork) is no longer needed.
+
+:class:`PrefixWorker` is plain, synchronous and single-threaded; :mod:`.prefix_lane` runs
+it in a child process (``main``; or, for in-process tests, in one thread) and carries the
+messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from backend.services.children import die_with_parent
+from backend.services.prefix_state import PrefixState, ScannerFactory
+from backend.storage.base import ChunkStore
+
+READ_BLOCK = 1 << 20
+
+#: What the server needs to know after a state changed: (offset, scan summary).
+Progress = tuple[int, dict[str, Any]]
+
+
+@dataclass
+class _Fork:
+    state: PrefixState
+    start: int
+    good: bool = True
+    findings: list[Any] = field(default_factory=list)
+
+
+class PrefixWorker:
+    """Holds each session's prefix state by id; one caller at a time."""
+
+    def __init__(self, chunks: ChunkStore, scanner_factory: ScannerFactory) -> None:
+        self.chunks = chunks
+        self.scanner_factory = scanner_factory
+        self.states: dict[int, PrefixState] = {}
+        self.forks: dict[int, _Fork] = {}
+
+    def _progress(self, state: PrefixState) -> Progress:
+        return state.offset, state.scan_summary()
+
+    def open(self, state_id: int) -> None:
+        self.states[state_id] = PrefixState(self.scanner_factory())
+
+    def drop(self, state_id: int) -> None:
+        self.states.pop(state_id, None)
+
+    # -- a chunk streaming in at the prefix --------------------------------------------
+
+    def fork(self, fork_id: int, state_id: int) -> None:
+        state = self.states[state_id]
+        self.forks[fork_id] = _Fork(state.copy(), state.offset)
+
+    def fork_feed(self, fork_id: int, upload_id: str, offset: int, length: int) -> None:
+        """Feed bytes the server has just written; a gap or a short read spoils the fork."""
+        fork = self.forks[fork_id]
+        if fork.good and (fork.state.offset != offset
+                          or self._feed(upload_id, fork.state, offset, length, fork.findings) != length):
+            fork.good = False
+
+    def fork_result(self, fork_id: int) -> tuple[bool, list[Any]]:
+        """Whether the fork saw every byte it was given, and what its scan found."""
+        fork = self.forks[fork_id]
+        return fork.good, fork.findings
+
+    def adopt(self, state_id: int, fork_id: int) -> tuple[bool, Progress | None]:
+        """Make the fork the state if the state still ends where the fork began."""
+        fork = self.forks.pop(fork_id)
+        state = self.states.get(state_id)
+        if state is None:
+            return False, None
+        if not fork.good or state.offset != fork.start:
+            return False, self._progress(state)
+        state.adopt(fork.state)
+        return True, self._progress(state)
+
+    def discard(self, fork_id: int) -> None:
+        self.forks.pop(fork_id, None)
+
+    # -- read back from the store ------------------------------------------------------
+
+    def catch_up(self, state_id: int, upload_id: str, offset: int, length: int,
+                 expected: str) -> tuple[bool, list[Any], Progress | None]:
+        """Feed one recorded chunk into the state; commit only if it hashes right."""
+        state = self.states.get(state_id)
+        if state is None:
+            return False, [], None
+        if state.offset != offset:
+            return True, [], self._progress(state)  # fed already (a fork was adopted)
+        ok, findings = self._feed_checked(upload_id, state, offset, length, expected)
+        return ok, findings, self._progress(state)
+
+    def rebuild(self, state_id: int, upload_id: str, recorded: dict[int, str], chunk_size: int,
+                total_chunks: int, file_size: int) -> tuple[list[int], list[Any], Progress]:
+        """A new state over the verified prefix; the recorded chunks whose bytes do not
+        hash to what was recorded (they must be sent again)."""
+        state = self.states[state_id] = PrefixState(self.scanner_factory())
+        bad: list[int] = []
+        findings: list[Any] = []
+        contiguous = True
+        for chunk_id in range(total_chunks):
+            expected = recorded.get(chunk_id)
+            if expected is None:
+                contiguous = False
+                continue
+            offset = chunk_id * chunk_size
+            length = min(chunk_size, file_size - offset)
+            if contiguous:
+                ok, found = self._feed_checked(upload_id, state, offset, length, expected)
+                findings += found
+            else:
+                ok = self._hash_range(upload_id, offset, length) == expected
+            if not ok:
+                bad.append(chunk_id)
+                contiguous = False
+        return bad, findings, self._progress(state)
+
+    def finish(self, state_id: int) -> tuple[str, list[Any], dict[str, Any], int]:
+        """(whole-file SHA-256 so far, every finding, scan summary, offset) at the end."""
+        state = self.states[state_id]
+        state.finish()
+        scanner: Any = state.scanner
+        findings = list(scanner.findings) if scanner is not None else []
+        return state.hexdigest(), findings, state.scan_summary(), state.offset
+
+    def _feed(self, upload_id: str, state: PrefixState, offset: int, length: int, findings: list[Any],
+              digest: Any = None) -> int:
+        got = 0
+        for block in self.chunks.read(upload_id, offset, length, READ_BLOCK):
+            if digest is not None:
+                digest.update(block)
+            findings += state.feed(block)
+            got += len(block)
+        return got
+
+    def _feed_checked(self, upload_id: str, state: PrefixState, offset: int, length: int,
+                      expected: str) -> tuple[bool, list[Any]]:
+        fork = state.copy()
+        digest = hashlib.sha256()
+        findings: list[Any] = []
+        if self._feed(upload_id, fork, offset, length, findings, digest) != length or digest.hexdigest() != expected:
+            return False, []
+        state.adopt(fork)
+        return True, findings
+
+    def _hash_range(self, upload_id: str, offset: int, length: int) -> str | None:
+        digest = hashlib.sha256()
+        got = 0
+        for block in self.chunks.read(upload_id, offset, length, READ_BLOCK):
+            digest.update(block)
+            got += len(block)
+        return digest.hexdigest() if got == length else None
+
+
+#: Operations that answer; the others (``open``, ``drop``, ``fork``, ``fork_feed``,
+#: ``discard``) are told and never answer, so the writer thread never waits on them.
+ANSWERED = frozenset({"fork_result", "adopt", "catch_up", "rebuild", "finish", "ping"})
+
+
+def handle(worker: PrefixWorker, op: str, args: tuple[Any, ...]) -> Any:
+    if op == "ping":
+        return os.getpid()
+    method: Callable[..., Any] = getattr(worker, op)
+    return method(*args)
+
+
+def serve(conn: Connection, chunks: ChunkStore, scanner_factory: ScannerFactory, parent: int) -> None:
+    """The child's main loop: messages in order until the server goes away."""
+    die_with_parent(parent)
+    worker = PrefixWorker(chunks, scanner_factory)
+    while True:
+        try:
+            call_id, op, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            result: Any = handle(worker, op, args)
+            error = None
+        except Exception as exc:  # answered to the caller; the worker goes on
+            result, error = None, f"{type(exc).__name__}: {exc}"
+        if op in ANSWERED:
+            conn.send((call_id, result, error))
+
+
+def main() -> None:
+    """``python -m backend.services.prefix_worker FD PARENT_PID``: the server starts it with
+    one end of a socket pair; the first message is (chunk store, scanner factory)."""
+    conn = Connection(int(sys.argv[1]))
+    parent = int(sys.argv[2])
+    try:
+        chunks, scanner_factory = conn.recv()
+    except (EOFError, OSError):
+        return
+    serve(conn, chunks, scanner_factory, parent)
+
+
+if __name__ == "__main__":
+    main()

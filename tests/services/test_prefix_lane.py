@@ -1,0 +1,103 @@
+"""The prefix worker in its own process: messages in order, answers, death and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from backend.services.prefix_lane import LaneError, PrefixHandle, PrefixLane
+from backend.services.validation import ValidationService
+from backend.settings import temp_settings
+from backend.storage.local_chunks import LocalChunkStore
+from tests.pdfgen import make_pdf
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+async def lane(tmp_path: Path) -> AsyncIterator[PrefixLane]:
+    settings = temp_settings(tmp_path / "srv")
+    validation = ValidationService(settings, None, None)  # type: ignore[arg-type]
+    lane = PrefixLane(LocalChunkStore(settings.partial_dir), validation.scanner_factory, "process")
+    yield lane
+    lane.close()
+
+
+def _partial(lane: PrefixLane, upload_id: str, data: bytes) -> None:
+    store = lane.chunks
+    assert isinstance(store, LocalChunkStore)
+    store.create(upload_id, len(data))
+    store.local_path(upload_id).write_bytes(data)
+
+
+async def test_a_fork_fed_block_by_block_is_adopted_and_finished(lane: PrefixLane, tmp_path: Path) -> None:
+    src = tmp_path / "a.pdf"
+    make_pdf(src, 3 * MIB)
+    data = src.read_bytes()
+    _partial(lane, "u1", data)
+    prefix = lane.new_state()
+    lane.tell("fork", 7, prefix.id)
+    for offset in range(0, len(data), 512 << 10):  # as the writer thread tells it
+        lane.tell("fork_feed", 7, "u1", offset, min(512 << 10, len(data) - offset))
+    good, findings = await lane.ask("fork_result", 7)
+    assert good and findings == []
+    adopted, progress = await lane.ask("adopt", prefix.id, 7)
+    prefix.update(progress)
+    assert adopted and prefix.offset == len(data)
+    assert prefix.scan_summary()["header_version"] == "1.7"
+    digest, _, summary, offset = await lane.ask("finish", prefix.id)
+    assert digest == hashlib.sha256(data).hexdigest() and offset == len(data)
+    assert summary["bytes_scanned"] == len(data)
+
+
+async def test_a_fork_that_skips_bytes_is_not_good(lane: PrefixLane, tmp_path: Path) -> None:
+    _partial(lane, "u2", b"%PDF-1.7\n" + bytes(4096))
+    prefix = lane.new_state()
+    lane.tell("fork", 1, prefix.id)
+    lane.tell("fork_feed", 1, "u2", 100, 100)  # not where the prefix ends
+    good, _ = await lane.ask("fork_result", 1)
+    assert not good
+    adopted, progress = await lane.ask("adopt", prefix.id, 1)
+    assert not adopted and progress[0] == 0
+
+
+async def test_a_killed_worker_fails_the_waiting_and_a_new_one_starts(lane: PrefixLane) -> None:
+    pid = await lane.ask("ping")
+    old = lane.new_state()
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(LaneError):
+        for _ in range(100):  # the answer reader notices the death
+            await lane.ask("finish", old.id)
+            await asyncio.sleep(0.05)
+    assert await lane.ask("ping") != pid
+    with pytest.raises(LaneError):  # the old state died with its worker
+        await lane.ask("finish", old.id)
+    fresh = lane.new_state()
+    digest, *_ = await lane.ask("finish", fresh.id)
+    assert digest == hashlib.sha256(b"").hexdigest()
+
+
+async def test_a_dropped_handle_drops_its_state(lane: PrefixLane) -> None:
+    prefix: PrefixHandle | None = lane.new_state()
+    assert prefix is not None
+    state_id = prefix.id
+    await lane.ask("ping")
+    prefix = None
+    gc.collect()
+    await lane.ask("ping")  # carries the drop before it
+    with pytest.raises(LaneError, match="KeyError"):
+        await lane.ask("finish", state_id)
+
+
+async def test_closing_stops_the_worker(lane: PrefixLane) -> None:
+    pid = await lane.ask("ping")
+    lane.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
