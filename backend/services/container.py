@@ -52,6 +52,7 @@ class Services:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def start(self) -> None:
+        self.sessions.prefix.lane.start()
         await self.sessions.load()
         await self.importer.start()
         await self.completion.recover()

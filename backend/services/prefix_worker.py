@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -47,6 +47,8 @@ Progress = tuple[int, dict[str, Any]]
 class _Fork:
     state: PrefixState
     start: int
+    upload_id: str = ""
+    written: int = 0  # the server has told that bytes up to here are on disk
     good: bool = True
     findings: list[Any] = field(default_factory=list)
 
@@ -59,6 +61,7 @@ class PrefixWorker:
         self.scanner_factory = scanner_factory
         self.states: dict[int, PrefixState] = {}
         self.forks: dict[int, _Fork] = {}
+        self._buf = bytearray(READ_BLOCK)  # every full block is read into this one
 
     def _progress(self, state: PrefixState) -> Progress:
         return state.offset, state.scan_summary()
@@ -73,18 +76,31 @@ class PrefixWorker:
 
     def fork(self, fork_id: int, state_id: int) -> None:
         state = self.states[state_id]
-        self.forks[fork_id] = _Fork(state.copy(), state.offset)
+        self.forks[fork_id] = _Fork(state.copy(), state.offset, written=state.offset)
 
     def fork_feed(self, fork_id: int, upload_id: str, offset: int, length: int) -> None:
-        """Feed bytes the server has just written; a gap or a short read spoils the fork."""
+        """Bytes the server has just written: fed in whole blocks as they add up (the
+        rest by ``fork_result``). A gap or a short read spoils the fork."""
         fork = self.forks[fork_id]
-        if fork.good and (fork.state.offset != offset
-                          or self._feed(upload_id, fork.state, offset, length, fork.findings) != length):
+        if not fork.good:
+            return
+        if offset != fork.written:
+            fork.good = False
+            return
+        fork.upload_id, fork.written = upload_id, offset + length
+        whole = (fork.written - fork.state.offset) // READ_BLOCK * READ_BLOCK
+        if whole:
+            self._feed_fork(fork, whole)
+
+    def _feed_fork(self, fork: _Fork, length: int) -> None:
+        if self._feed(fork.upload_id, fork.state, fork.state.offset, length, fork.findings) != length:
             fork.good = False
 
     def fork_result(self, fork_id: int) -> tuple[bool, list[Any]]:
         """Whether the fork saw every byte it was given, and what its scan found."""
         fork = self.forks[fork_id]
+        if fork.good and fork.written > fork.state.offset:
+            self._feed_fork(fork, fork.written - fork.state.offset)
         return fork.good, fork.findings
 
     def adopt(self, state_id: int, fork_id: int) -> tuple[bool, Progress | None]:
@@ -147,10 +163,25 @@ class PrefixWorker:
         findings = list(scanner.findings) if scanner is not None else []
         return state.hexdigest(), findings, state.scan_summary(), state.offset
 
+    def _blocks(self, upload_id: str, offset: int, length: int) -> Iterator[bytes | bytearray]:
+        """The range in blocks, read without an allocation each (a full block is always
+        the same buffer: use it before asking for the next); stops short if the store does."""
+        end = offset + length
+        while offset < end:
+            n = min(READ_BLOCK, end - offset)
+            buf = self._buf if n == READ_BLOCK else bytearray(n)
+            got = self.chunks.read_into(upload_id, offset, buf)
+            if got < n:
+                if got:
+                    yield bytes(buf[:got])
+                return
+            yield buf
+            offset += n
+
     def _feed(self, upload_id: str, state: PrefixState, offset: int, length: int, findings: list[Any],
               digest: Any = None) -> int:
         got = 0
-        for block in self.chunks.read(upload_id, offset, length, READ_BLOCK):
+        for block in self._blocks(upload_id, offset, length):
             if digest is not None:
                 digest.update(block)
             findings += state.feed(block)
@@ -170,7 +201,7 @@ class PrefixWorker:
     def _hash_range(self, upload_id: str, offset: int, length: int) -> str | None:
         digest = hashlib.sha256()
         got = 0
-        for block in self.chunks.read(upload_id, offset, length, READ_BLOCK):
+        for block in self._blocks(upload_id, offset, length):
             digest.update(block)
             got += len(block)
         return digest.hexdigest() if got == length else None

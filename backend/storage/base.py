@@ -51,6 +51,10 @@ class ChunkStore(Protocol):
 
         Yields fewer bytes than asked when the medium holds fewer (the caller checks)."""
 
+    def read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:
+        """Fill ``buf`` from ``offset`` (no allocation per read); the bytes read, fewer
+        at the end of what the medium holds, 0 when the upload is gone."""
+
     def delete(self, upload_id: str) -> None:
         """Remove the upload's bytes; no error when there are none."""
 

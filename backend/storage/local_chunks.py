@@ -98,6 +98,22 @@ class LocalChunkStore:
         finally:
             os.close(fd)
 
+    def read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:
+        try:
+            fd = os.open(self.local_path(upload_id), os.O_RDONLY)
+        except FileNotFoundError:
+            return 0
+        try:
+            view, got = memoryview(buf), 0
+            while got < len(buf):
+                n = os.preadv(fd, [view[got:]], offset + got)
+                if n == 0:
+                    break
+                got += n
+            return got
+        finally:
+            os.close(fd)
+
     def delete(self, upload_id: str) -> None:
         self.local_path(upload_id).unlink(missing_ok=True)
 

@@ -17,6 +17,7 @@ the GIL released for the part that touches every byte.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from typing import Final
 
@@ -41,13 +42,25 @@ _FOLLOWS: Final = np.zeros(256, dtype=bool)
 _FOLLOWS[list(_second_bytes(STREAM_NAMES_RE.pattern))] = True
 
 
+_local = threading.local()
+
+
+def _scratch(n: int) -> np.ndarray:
+    """A reused boolean array of ``n`` items: a fresh one per call costs page faults
+    (a big allocation is a new mapping), more than the compare that fills it."""
+    buf: np.ndarray | None = getattr(_local, "buf", None)
+    if buf is None or len(buf) < n:
+        buf = _local.buf = np.empty(max(n, 1 << 20), dtype=bool)
+    return buf[:n]
+
+
 def stream_name_matches(buf: bytes, start: int, end: int) -> Iterator[re.Match[bytes]]:
     """``STREAM_NAMES_RE.finditer(buf, start, end)``, found faster in large spans."""
     if end - start < VECTOR_MIN:
         yield from STREAM_NAMES_RE.finditer(buf, start, end)
         return
     data = np.frombuffer(buf, dtype=np.uint8, count=end - start, offset=start)
-    slashes = np.flatnonzero(data[:-1] == _SLASH)
+    slashes = np.flatnonzero(np.equal(data[:-1], _SLASH, out=_scratch(len(data) - 1)))
     candidates = slashes[_FOLLOWS[data[slashes + 1]]] + start
     match = STREAM_NAMES_RE.match
     after = start
