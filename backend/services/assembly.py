@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from backend.services.models import FAILED, UPLOADING
 from backend.services.prefix import PrefixService
 from backend.services.progress import ProgressReporter
 from backend.services.sessions import SessionService
+from backend.services.tasks import outlive
 from backend.services.validation import ValidationService
 from backend.storage.base import ChunkStore, ChunkWriter
 
@@ -116,7 +118,7 @@ class AssemblyService:
                             raise ChunkConflict(f"chunk {chunk_id} was already received with other bytes")
                         await self.sessions.save(live)  # its first save may have failed (a full disk)
                         return self._result(live, chunk_id, duplicate=True)
-                    digest, fork, findings = await self._write_new(live, chunk_id, offset, length, data)
+                    digest, fork = await self._write_new(live, chunk_id, offset, length, data)
                     try:
                         self._check(chunk_id, digest, checksum())
                         self._ensure_open(live)  # another chunk's scan may have failed it meanwhile
@@ -124,15 +126,19 @@ class AssemblyService:
                         if fork is not None:
                             self.prefix.discard(fork)
                         raise
-                    if not await self._record(live, chunk_id, digest, fork):
-                        findings = []  # the fork was dropped; the catch-up scans these bytes
+                    findings, saving = await self._record(live, chunk_id, digest, fork)
         finally:
             live.in_flight -= 1
-            live.touch()
-        if findings:
-            await self.validation.on_findings(live, findings)
+            live.last_activity = time.monotonic()
+        try:
+            if findings:
+                await self.validation.on_findings(live, findings)
+        except BaseException:
+            await outlive(saving)  # a refusal says more than a failed save
+            raise
+        await saving
         self.prefix.schedule_catch_up(live)
-        await self.sessions.save(live)
+        await self.sessions.save(live)  # nothing to write unless the findings changed it
         self.reporter.chunk_recorded(live, chunk_id)
         return self._result(live, chunk_id, duplicate=False)
 
@@ -157,17 +163,25 @@ class AssemblyService:
         s = live.session
         return ChunkResult(chunk_id, s.next_chunk_id(), s.complete, duplicate)
 
-    async def _record(self, live: LiveSession, chunk_id: int, digest: str, fork: int | None) -> bool:
-        """Record the chunk; adopt its prefix fork if the prefix still ends where it starts."""
-        adopted = False
+    async def _record(self, live: LiveSession, chunk_id: int, digest: str,
+                      fork: int | None) -> tuple[list[Any], asyncio.Future[None]]:
+        """Record the chunk and start saving the state; meanwhile the prefix worker
+        finishes the chunk's last blocks and commits its fork. Returns the chunk's
+        findings and the save (to await once they are judged)."""
+        s = live.session
         async with live.prefix_lock:
-            if fork is not None:
-                adopted = await self.prefix.adopt(live, fork, chunk_id * live.session.chunk_size)
-            live.session.chunks[chunk_id] = digest
-        live.meter.add(live.session.chunk_length(chunk_id))
+            s.chunks[chunk_id] = digest
+            live.touch()
+            saving = asyncio.ensure_future(self.sessions.save(live))
+            try:
+                findings = await self.prefix.commit(live, fork, chunk_id * s.chunk_size) if fork is not None else []
+            except BaseException:
+                await outlive(saving)
+                raise
+        live.meter.add(s.chunk_length(chunk_id))
         self.chunks_accepted += 1
-        self.bytes_received += live.session.chunk_length(chunk_id)
-        return adopted
+        self.bytes_received += s.chunk_length(chunk_id)
+        return findings, saving
 
     async def _blocks(self, data: AsyncIterator[bytes | memoryview], length: int,
                       chunk_id: int) -> AsyncIterator[list[memoryview]]:
@@ -208,7 +222,7 @@ class AssemblyService:
 
     async def _write_new(
         self, live: LiveSession, chunk_id: int, offset: int, length: int, data: AsyncIterator[bytes | memoryview],
-    ) -> tuple[str, int | None, list[Any]]:
+    ) -> tuple[str, int | None]:
         """Stream the chunk to its place: a worker thread hashes and writes each block and,
         when the chunk starts at the prefix, tells the prefix worker it is on disk (the
         prefix worker hashes and scans it in a process of its own, meanwhile)."""
@@ -251,13 +265,7 @@ class AssemblyService:
             raise
         finally:
             await self._run(writer.close)
-        if fork is None:
-            return digest.hexdigest(), None, []
-        good, findings = await self.prefix.fork_result(fork)
-        if not good:
-            self.prefix.discard(fork)
-            return digest.hexdigest(), None, []
-        return digest.hexdigest(), fork, findings
+        return digest.hexdigest(), fork
 
 
 def _head(pieces: list[memoryview], n: int) -> bytes:

@@ -4,9 +4,9 @@ The consumers (whole-file SHA-256 and PDF scan) live in the prefix worker
 (:mod:`backend.services.prefix_worker`, a process of its own); ``live.prefix`` is the
 server's handle on them (offset and scan summary as last reported).
 
-- ``fork``/``adopt``: a chunk that starts at the prefix is fed to a fork while it streams
-  in (the assembly service tells the worker about each block it writes); the fork is
-  adopted once the chunk is recorded, if the prefix still ends where the chunk starts.
+- ``fork``/``commit``: a chunk that starts at the prefix is fed to a fork while it streams
+  in (the assembly service tells the worker about each block it writes); the fork
+  becomes the prefix once the chunk is recorded, if the prefix still ends there.
 - ``catch_up``: after a chunk is recorded, feed every recorded chunk that now extends the
   contiguous prefix (chunks that arrived ahead of a gap) from the store, once each.
 - ``rebuild``: the bytes decide. Re-read every recorded chunk, drop those whose bytes no
@@ -62,33 +62,27 @@ class PrefixService:
         """From the writer thread: bytes of the forked chunk are on disk."""
         self.lane.tell("fork_feed", fork_id, upload_id, offset, length)
 
-    async def fork_result(self, fork_id: int) -> tuple[bool, list[Any]]:
-        """(whether the fork saw all of the chunk, its findings) once the worker is done."""
-        try:
-            good, findings = await self.lane.ask("fork_result", fork_id)
-        except LaneError:
-            return False, []
-        return good, findings
-
     def discard(self, fork_id: int) -> None:
         try:
             self.lane.tell("discard", fork_id)
         except LaneError:
             pass
 
-    async def adopt(self, live: LiveSession, fork_id: int, start: int) -> bool:
-        """With the prefix lock held: the fork becomes the prefix if it still ends at ``start``."""
+    async def commit(self, live: LiveSession, fork_id: int, start: int) -> list[Any]:
+        """With the prefix lock held, the chunk recorded: the fork becomes the prefix if it
+        saw all of the chunk and the prefix still ends at ``start``. Returns the chunk's
+        findings; none if the fork was dropped (the catch-up reads the chunk back then)."""
         prefix = live.prefix
         if prefix is None or prefix.offset != start:
             self.discard(fork_id)
-            return False
+            return []
         try:
-            adopted, progress = await self.lane.ask("adopt", prefix.id, fork_id)
+            adopted, findings, progress = await self.lane.ask("commit", prefix.id, fork_id)
         except LaneError:
             self._lost(live, prefix)
-            return False
+            return []
         prefix.update(progress)
-        return bool(adopted)
+        return findings if adopted else []
 
     @staticmethod
     def _lost(live: LiveSession, prefix: PrefixHandle) -> None:

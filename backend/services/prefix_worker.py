@@ -8,10 +8,11 @@ that reads the bytes back from the partial file (just written: the page cache) a
 every session's prefix state. The server tells it what happened, in order, over a pipe:
 
 - ``open``: a new, empty prefix state (a new session, or one rebuilt after a restart).
-- ``fork`` / ``fork_feed`` / ``fork_result`` / ``adopt``: a chunk that starts where the
-  prefix ends is fed to a fork of the state block by block, as the server's writer
-  thread puts each block on disk, so the fork is ready moments after the chunk's last
-  byte; the server adopts it once the chunk's checksum holds (``adopt`` also drops it).
+- ``fork`` / ``fork_feed`` / ``commit``: a chunk that starts where the prefix ends is fed
+  to a fork of the state as the server's writer thread puts its blocks on disk, so the
+  fork is ready moments after the chunk's last byte; once the chunk's checksum holds,
+  ``commit`` makes the fork the state (if the state still ends where the fork began)
+  and answers what the chunk's bytes carry. ``discard`` drops a fork.
 - ``catch_up``: a recorded chunk that now extends the prefix (it arrived ahead of a gap)
   is read back and checked against its recorded SHA-256 before it is fed.
 - ``rebuild``: verify every recorded chunk and rebuild the state over the verified prefix.
@@ -102,6 +103,13 @@ class PrefixWorker:
         if fork.good and fork.written > fork.state.offset:
             self._feed_fork(fork, fork.written - fork.state.offset)
         return fork.good, fork.findings
+
+    def commit(self, state_id: int, fork_id: int) -> tuple[bool, list[Any], Progress | None]:
+        """The chunk checked out: its fork becomes the state if it saw every byte and the
+        state still ends where it began. (adopted, the fork's findings if so, progress)."""
+        good, findings = self.fork_result(fork_id)
+        adopted, progress = self.adopt(state_id, fork_id)
+        return adopted, findings if adopted else [], progress
 
     def adopt(self, state_id: int, fork_id: int) -> tuple[bool, Progress | None]:
         """Make the fork the state if the state still ends where the fork began."""
@@ -209,7 +217,7 @@ class PrefixWorker:
 
 #: Operations that answer; the others (``open``, ``drop``, ``fork``, ``fork_feed``,
 #: ``discard``) are told and never answer, so the writer thread never waits on them.
-ANSWERED = frozenset({"fork_result", "adopt", "catch_up", "rebuild", "finish", "ping"})
+ANSWERED = frozenset({"commit", "fork_result", "catch_up", "rebuild", "finish", "ping"})
 
 
 def handle(worker: PrefixWorker, op: str, args: tuple[Any, ...]) -> Any:

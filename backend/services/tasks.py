@@ -19,3 +19,11 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any] | None], *, swallow_
     for task in live:
         with contextlib.suppress(*quiet):
             await task
+
+
+async def outlive(future: asyncio.Future[Any]) -> None:
+    """Wait for ``future`` to end without raising its error (the caller is already
+    raising a more telling one), and mark that error as seen."""
+    await asyncio.wait([future])
+    if not future.cancelled():
+        future.exception()

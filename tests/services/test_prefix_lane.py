@@ -46,11 +46,9 @@ async def test_a_fork_fed_block_by_block_is_adopted_and_finished(lane: PrefixLan
     lane.tell("fork", 7, prefix.id)
     for offset in range(0, len(data), 512 << 10):  # as the writer thread tells it
         lane.tell("fork_feed", 7, "u1", offset, min(512 << 10, len(data) - offset))
-    good, findings = await lane.ask("fork_result", 7)
-    assert good and findings == []
-    adopted, progress = await lane.ask("adopt", prefix.id, 7)
+    adopted, findings, progress = await lane.ask("commit", prefix.id, 7)
     prefix.update(progress)
-    assert adopted and prefix.offset == len(data)
+    assert adopted and findings == [] and prefix.offset == len(data)
     assert prefix.scan_summary()["header_version"] == "1.7"
     digest, _, summary, offset = await lane.ask("finish", prefix.id)
     assert digest == hashlib.sha256(data).hexdigest() and offset == len(data)
@@ -64,8 +62,8 @@ async def test_a_fork_that_skips_bytes_is_not_good(lane: PrefixLane, tmp_path: P
     lane.tell("fork_feed", 1, "u2", 100, 100)  # not where the prefix ends
     good, _ = await lane.ask("fork_result", 1)
     assert not good
-    adopted, progress = await lane.ask("adopt", prefix.id, 1)
-    assert not adopted and progress[0] == 0
+    adopted, findings, progress = await lane.ask("commit", prefix.id, 1)
+    assert not adopted and findings == [] and progress[0] == 0
 
 
 async def test_a_killed_worker_fails_the_waiting_and_a_new_one_starts(lane: PrefixLane) -> None:
