@@ -51,6 +51,7 @@ from targets import Ours, PeerTarget, Target  # noqa: E402
 from tests.pdfgen import make_pdf  # noqa: E402  (bench_upload put the repo on the path)
 
 SERVERS = ("ours", "tuspy", "tusnode")
+NOSCAN = report.NOSCAN  # opt-in (--servers ours,ours-noscan,...): prices the streaming scan
 
 
 def write_floor_mib_s(src: Source, out: Path) -> float:
@@ -77,6 +78,8 @@ class Bench:
         where = self.root / f"{self.serial:02d}-{server}-{tag}"
         if server == "ours":
             return Ours(where, max_mib, ours_env)
+        if server == NOSCAN:  # ours with the streaming scan off: what the scan costs, side by side
+            return Ours(where, max_mib, {**(ours_env or {}), "STREAMING_STREAM_SCAN": "false"}, name=NOSCAN)
         peer = next(p for p in peers.PEERS if p.name == server)
         return PeerTarget(peer, self.args.scratch, where, max(max_mib, 1024) * MIB)
 
@@ -169,7 +172,7 @@ class Bench:
         env = {"STREAMING_MEMORY_LIMIT_MB": str(a.memory_limit_mb), "STREAMING_MAX_CONCURRENT_UPLOADS": str(a.concurrent),
                "STREAMING_RATE_LIMIT_PER_MINUTE": "0", "STREAMING_IP_RATE_LIMIT_PER_MINUTE": "0"}
         out = []
-        for s in a.servers:
+        for s in [s for s in a.servers if s != NOSCAN]:
             t = self.target(s, f"x{a.concurrent}", a.concurrent_mib + 1, env)
             polls: list[dict[str, Any]] = []
             try:
@@ -221,7 +224,7 @@ class Bench:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    versions = peers.install(args.scratch) if set(args.servers) - {"ours"} else {}
+    versions = peers.install(args.scratch) if set(args.servers) - {"ours", NOSCAN} else {}
     root = Path(tempfile.mkdtemp(prefix="bench-compare-", dir=args.tmpdir))
     floor_runs: list[float] = []
     write_runs: list[float] = []
@@ -292,7 +295,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="end to end on small files, 1 run (~1-2 min)")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = p.parse_args()
-    if unknown := set(args.servers) - set(SERVERS):
+    if unknown := set(args.servers) - set(SERVERS) - {NOSCAN}:
         p.error(f"unknown servers: {', '.join(sorted(unknown))}")
     if args.quick:
         args.size_mib, args.runs, args.rss_mib, args.concurrent_mib = 32, 1, [16, 64], 4

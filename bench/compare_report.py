@@ -8,9 +8,11 @@ from typing import Any
 
 PEER_TARGETS = {8: 1.3, 2: 1.0}  # ours / the faster peer, by chunk size in MiB
 FLOOR_TARGET = 0.8  # ours / floor, 8 MiB chunks, sequential
+SCAN_TARGET = 0.10  # the streaming scan's cost: 1 - ours / ours with the scan off (issue 3)
+NOSCAN = "ours-noscan"
 
 LABELS = {"ours": "ours (chunk API, every check on)", "tuspy": "tuspyserver (uvicorn)",
-          "tusnode": "@tus/server + file-store (node)"}
+          "tusnode": "@tus/server + file-store (node)", NOSCAN: "ours, streaming scan off (to price it)"}
 
 
 def shape_label(chunk_mib: int, parallel: int) -> str:
@@ -42,11 +44,22 @@ def peer_ratios(cases: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     for shape in dict.fromkeys(c["shape"] for c in cases):
         here = [c for c in cases if c["shape"] == shape]
         ours = next((c for c in here if c["server"] == "ours"), None)
-        peers = [c for c in here if c["server"] != "ours"]
+        peers = [c for c in here if not c["server"].startswith("ours")]
         best = max(peers, key=lambda c: c["mib_s"]["median"]) if peers else None
         out[shape] = {"chunk_mib": here[0]["chunk_mib"], "parallel": here[0]["parallel"],
                       "faster_peer": best["server"] if best else None,
                       "ratio": ours["mib_s"]["median"] / best["mib_s"]["median"] if ours and best else None}
+    return out
+
+
+def scan_costs(cases: list[dict[str, Any]]) -> dict[str, float]:
+    """Per shape run with the scan both on and off: 1 - (median on / median off)."""
+    out: dict[str, float] = {}
+    for shape in dict.fromkeys(c["shape"] for c in cases):
+        on = next((c for c in cases if c["shape"] == shape and c["server"] == "ours"), None)
+        off = next((c for c in cases if c["shape"] == shape and c["server"] == NOSCAN), None)
+        if on and off:
+            out[shape] = 1 - on["mib_s"]["median"] / off["mib_s"]["median"]
     return out
 
 
@@ -114,6 +127,9 @@ def targets(floor: dict[str, Any], cases: list[dict[str, Any]]) -> list[tuple[st
         if want is not None and r["ratio"] is not None:
             checks.append((f"{shape}: ours >= {want}x the faster peer ({r['faster_peer']}): {r['ratio']:.2f}x",
                            r["ratio"] >= want))
+    for shape, cost in scan_costs(cases).items():
+        checks.append((f"{shape}: the streaming scan costs <= {SCAN_TARGET:.0%} of ingest: {cost:.1%}",
+                       cost <= SCAN_TARGET))
     for c in cases:
         if c["server"] == "ours" and c["chunk_mib"] == 8 and c["parallel"] == 1:
             ratio = c["mib_s"]["median"] / floor["median"]

@@ -62,8 +62,8 @@ class Target:
 
 
 class Ours(Target):
-    def __init__(self, root: Path, max_file_mib: int, env: dict[str, str] | None = None) -> None:
-        self.name = "ours"
+    def __init__(self, root: Path, max_file_mib: int, env: dict[str, str] | None = None, name: str = "ours") -> None:
+        self.name = name
         self.server = Server(root, max_file_mib, env)
         self.url, self.tree = self.server.url, ProcTree(self.server.popen.pid)
         self._checksums: dict[tuple[str, int], list[str]] = {}

@@ -77,3 +77,12 @@ def test_rss_and_concurrency_tables(report: ModuleType) -> None:
     assert "| 20/20 |" in table[2] and "| 15.0 / 16 | 30 / 2 |" in table[2]
     assert "| 200 → 240 (main 170 → 190) |" in table[2] and "| 50 → 60 |" in table[3]
     assert all(line.count("|") == table[0].count("|") for line in table)
+
+
+def test_the_scan_is_priced_against_ours_with_it_off_and_is_no_peer(report: ModuleType) -> None:
+    both = cases(report, [200, 230, 210]) + [report.summarize(report.NOSCAN, 8, 1, [run(240), run(250), run(245)])]
+    assert report.peer_ratios(both)["8 MiB chunks, sequential"]["faster_peer"] == "tuspy"
+    cost = report.scan_costs(both)["8 MiB chunks, sequential"]
+    assert cost == pytest.approx(1 - 210 / 245)
+    checks = dict(report.targets({"median": 500.0}, both))
+    assert [met for label, met in checks.items() if "streaming scan" in label] == [False]  # 14% > 10%
