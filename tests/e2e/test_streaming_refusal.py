@@ -3,8 +3,13 @@ the chunk that reveals a refused keyword is itself answered 422, and so is what 
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import psutil
+
 from tests.e2e.client import ApiClient, assert_envelope
-from tests.e2e.conftest import ServerProcess
+from tests.e2e.conftest import MIB, ServerProcess
+from tests.pdfgen import make_pdf
 from tests.security_corpus import SPLIT_AT, _obfuscated, _split_keyword
 
 
@@ -37,4 +42,36 @@ async def test_a_small_file_with_obfuscated_javascript_is_refused(server: Server
         assert reply.status in (200, 422), reply
         body = assert_envelope(await api.complete(session["session_id"]), "security_rejected", 422)
         assert any(f["kind"] == "javascript" for f in body["findings"]), body
+    server.assert_no_tracebacks()
+
+
+async def test_a_killed_prefix_worker_costs_a_rebuild_not_the_upload(server: ServerProcess, tmp_path: Path) -> None:
+    """The worker holds every session's whole-file hash and scan: killed mid-upload, the
+    chunks still land (each checked against its own checksum), a new worker starts, and
+    /complete rebuilds the hash and the scan from the bytes on disk."""
+    source = tmp_path / "doc.pdf"
+    digest = make_pdf(source, 12 * MIB)
+    data = source.read_bytes()
+    chunk = 2 * MIB
+    total = len(data) // chunk
+    assert server.pid is not None
+    async with ApiClient(server.base_url) as api:
+        session = await api.initiate("doc.pdf", len(data), chunk_size=chunk)
+        sid = session["session_id"]
+        for i in range(3):
+            assert (await api.send_chunk(sid, i, data[i * chunk:(i + 1) * chunk], chunk, total)).status == 200
+        workers = [p for p in psutil.Process(server.pid).children()
+                   if "backend.services.prefix_worker" in " ".join(p.cmdline())]
+        assert len(workers) == 1, workers
+        workers[0].kill()
+        workers[0].wait(5)
+        for i in range(3, total):
+            assert (await api.send_chunk(sid, i, data[i * chunk:(i + 1) * chunk], chunk, total)).status == 200
+        done = await api.complete(sid)
+        assert done.status == 200, done
+        doc = done.body["document"]
+        assert doc["sha256"] == digest and doc["security"]["verdict"] == "clean", doc
+        sha, size, _ = await api.download_sha256(doc["id"])
+        assert (sha, size) == (digest, len(data))
+    assert "lost its state" in server.log_text()
     server.assert_no_tracebacks()
