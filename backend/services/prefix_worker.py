@@ -242,7 +242,10 @@ def serve(conn: Connection, chunks: ChunkStore, scanner_factory: ScannerFactory,
         except Exception as exc:  # answered to the caller; the worker goes on
             result, error = None, f"{type(exc).__name__}: {exc}"
         if op in ANSWERED:
-            conn.send((call_id, result, error))
+            try:
+                conn.send((call_id, result, error))
+            except OSError:  # the server is gone (killed mid-answer): nothing to tell
+                return
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import multiprocessing
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from backend.services.prefix_lane import LaneError, PrefixHandle, PrefixLane
+from backend.services.prefix_worker import serve
 from backend.services.validation import ValidationService
 from backend.settings import temp_settings
 from backend.storage.local_chunks import LocalChunkStore
@@ -99,3 +101,13 @@ async def test_closing_stops_the_worker(lane: PrefixLane) -> None:
     lane.close()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_the_worker_returns_quietly_when_the_server_is_gone(tmp_path: Path) -> None:
+    """A server killed while its worker answers: the answer's write fails, and the worker
+    ends without a traceback (it would land in the server's log)."""
+    ours, theirs = multiprocessing.Pipe()
+    ours.send((1, "ping", ()))
+    ours.close()
+    store = LocalChunkStore(tmp_path)
+    serve(theirs, store, lambda: None, os.getppid())  # returns; raising would fail the test
