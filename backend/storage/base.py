@@ -19,7 +19,7 @@ per chunk and implement the same calls.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,11 +45,6 @@ class ChunkStore(Protocol):
 
     def open_chunk(self, upload_id: str, offset: int, length: int) -> ChunkWriter:
         """A writer for the byte range ``[offset, offset + length)`` of the upload."""
-
-    def read(self, upload_id: str, offset: int, length: int, block: int) -> Iterator[bytes]:
-        """The bytes of a range that was written, in blocks of at most ``block`` bytes.
-
-        Yields fewer bytes than asked when the medium holds fewer (the caller checks)."""
 
     def read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:
         """Fill ``buf`` from ``offset`` (no allocation per read); the bytes read, fewer

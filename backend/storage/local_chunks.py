@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from backend.storage.full import raise_if_full
@@ -81,22 +81,6 @@ class LocalChunkStore:
     def open_chunk(self, upload_id: str, offset: int, length: int) -> LocalChunkWriter:
         fd = os.open(self.local_path(upload_id), os.O_WRONLY)
         return LocalChunkWriter(fd, offset, length)
-
-    def read(self, upload_id: str, offset: int, length: int, block: int) -> Iterator[bytes]:
-        try:
-            fd = os.open(self.local_path(upload_id), os.O_RDONLY)
-        except FileNotFoundError:
-            return
-        try:
-            end = offset + length
-            while offset < end:
-                data = os.pread(fd, min(block, end - offset), offset)
-                if not data:
-                    return
-                offset += len(data)
-                yield data
-        finally:
-            os.close(fd)
 
     def read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:
         try:

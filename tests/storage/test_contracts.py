@@ -48,14 +48,16 @@ def test_chunks_written_out_of_order_read_back(chunks: ChunkStore) -> None:
         writer.write(data[offset:offset + length // 2])
         writer.write(data[offset + length // 2:offset + length])
         writer.close()
-    assert b"".join(chunks.read(uid, 0, len(data), 4096)) == data
-    assert b"".join(chunks.read(uid, 3000, 3000, 1000)) == data[3000:6000]
+    whole, middle, tail = bytearray(len(data)), bytearray(3000), bytearray(2000)
+    assert chunks.read_into(uid, 0, whole) == len(data) and whole == data
+    assert chunks.read_into(uid, 3000, middle) == 3000 and middle == data[3000:6000]
+    assert chunks.read_into(uid, 9000, tail) == 1000 and tail[:1000] == data[9000:]  # short at the end
     assert chunks.exists(uid) and uid in chunks.list_uploads()
     count, _ = chunks.stats()
     assert count == 1
     chunks.delete(uid)
     chunks.delete(uid)
-    assert not chunks.exists(uid) and list(chunks.read(uid, 0, 10, 10)) == []
+    assert not chunks.exists(uid) and chunks.read_into(uid, 0, bytearray(10)) == 0
 
 
 def test_chunk_writer_refuses_to_overrun(chunks: ChunkStore) -> None:
