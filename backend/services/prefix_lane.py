@@ -45,7 +45,6 @@ class PrefixHandle:
 
     def __init__(self, lane: PrefixLane) -> None:
         self.id = lane.new_id()
-        self.generation = lane.generation
         self.offset = 0
         self.summary: dict[str, Any] = {}
         weakref.finalize(self, lane.forget, self.id)
@@ -63,7 +62,6 @@ class PrefixLane:
         self.chunks = chunks
         self.scanner_factory = scanner_factory
         self.mode = mode
-        self.generation = 0
         self._ids = itertools.count(1)
         self._send_lock = threading.Lock()
         self._forgotten: collections.deque[int] = collections.deque()  # appended by finalizers
@@ -175,7 +173,6 @@ class PrefixLane:
         conn.send((self.chunks, self.scanner_factory))
         self._conn, self._sock, self._process = conn, ours, process
         self._forgotten.clear()  # a new worker holds no states
-        self.generation += 1
         threading.Thread(target=self._read, args=(conn, process), name="prefix answers", daemon=True).start()
 
     def _read(self, conn: Connection, process: subprocess.Popen[bytes]) -> None:

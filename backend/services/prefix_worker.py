@@ -81,7 +81,7 @@ class PrefixWorker:
 
     def fork_feed(self, fork_id: int, upload_id: str, offset: int, length: int) -> None:
         """Bytes the server has just written: fed in whole blocks as they add up (the
-        rest by ``fork_result``). A gap or a short read spoils the fork."""
+        rest by ``commit``). A gap or a short read spoils the fork."""
         fork = self.forks[fork_id]
         if not fork.good:
             return
@@ -97,30 +97,20 @@ class PrefixWorker:
         if self._feed(fork.upload_id, fork.state, fork.state.offset, length, fork.findings) != length:
             fork.good = False
 
-    def fork_result(self, fork_id: int) -> tuple[bool, list[Any]]:
-        """Whether the fork saw every byte it was given, and what its scan found."""
-        fork = self.forks[fork_id]
+    def commit(self, state_id: int, fork_id: int) -> tuple[bool, list[Any], Progress | None]:
+        """The chunk checked out: its fork, fed to the end, becomes the state if it saw
+        every byte and the state still ends where it began. Returns (adopted, the fork's
+        findings if so, the state's progress)."""
+        fork = self.forks.pop(fork_id)
         if fork.good and fork.written > fork.state.offset:
             self._feed_fork(fork, fork.written - fork.state.offset)
-        return fork.good, fork.findings
-
-    def commit(self, state_id: int, fork_id: int) -> tuple[bool, list[Any], Progress | None]:
-        """The chunk checked out: its fork becomes the state if it saw every byte and the
-        state still ends where it began. (adopted, the fork's findings if so, progress)."""
-        good, findings = self.fork_result(fork_id)
-        adopted, progress = self.adopt(state_id, fork_id)
-        return adopted, findings if adopted else [], progress
-
-    def adopt(self, state_id: int, fork_id: int) -> tuple[bool, Progress | None]:
-        """Make the fork the state if the state still ends where the fork began."""
-        fork = self.forks.pop(fork_id)
         state = self.states.get(state_id)
         if state is None:
-            return False, None
+            return False, [], None
         if not fork.good or state.offset != fork.start:
-            return False, self._progress(state)
+            return False, [], self._progress(state)
         state.adopt(fork.state)
-        return True, self._progress(state)
+        return True, fork.findings, self._progress(state)
 
     def discard(self, fork_id: int) -> None:
         self.forks.pop(fork_id, None)
@@ -217,7 +207,7 @@ class PrefixWorker:
 
 #: Operations that answer; the others (``open``, ``drop``, ``fork``, ``fork_feed``,
 #: ``discard``) are told and never answer, so the writer thread never waits on them.
-ANSWERED = frozenset({"commit", "fork_result", "catch_up", "rebuild", "finish", "ping"})
+ANSWERED = frozenset({"commit", "catch_up", "rebuild", "finish", "ping"})
 
 
 def handle(worker: PrefixWorker, op: str, args: tuple[Any, ...]) -> Any:

@@ -62,8 +62,7 @@ async def test_a_fork_that_skips_bytes_is_not_good(lane: PrefixLane, tmp_path: P
     prefix = lane.new_state()
     lane.tell("fork", 1, prefix.id)
     lane.tell("fork_feed", 1, "u2", 100, 100)  # not where the prefix ends
-    good, _ = await lane.ask("fork_result", 1)
-    assert not good
+    # the state still ends where the fork began: only the spoilt fork keeps it out
     adopted, findings, progress = await lane.ask("commit", prefix.id, 1)
     assert not adopted and findings == [] and progress[0] == 0
 
