@@ -123,8 +123,9 @@ class CompletionService:
             assert s.sha256 is not None
             sha256 = s.sha256
             path = self.blobs.path(sha256)
+            findings, scan = await self._stream_scan(live)
         else:
-            sha256 = await self._whole_file_hash(live)
+            sha256, findings, scan = await self._final_prefix(live)
         s.status = PROCESSING
         s.sha256 = sha256
         live.touch()
@@ -138,7 +139,7 @@ class CompletionService:
             if not moved:
                 await self._run(self.chunks.delete, live.id)
             return await self._done(live, existing, duplicate=True)
-        info = await self.validation.inspect(path, *await self._stream_scan(live))
+        info = await self.validation.inspect(path, findings, scan)
         if not moved:
             await self._run(self.blobs.adopt, path, sha256)
         doc = self.documents.new_record(
@@ -151,15 +152,17 @@ class CompletionService:
         return await self._done(live, doc, duplicate=False)
 
     async def _stream_scan(self, live: LiveSession) -> tuple[list[Any], dict[str, Any]]:
-        """The streaming scan's findings (trailing data is judged now, at the end) and summary."""
+        """The streaming scan's findings (trailing data is judged now, at the end) and
+        summary, for a file already stored: the saved summary if the prefix is gone."""
         final = await self.prefix.finish(live)
         if final is None:
             return [], live.session.scan
         _, findings, summary = final
         return findings, summary
 
-    async def _whole_file_hash(self, live: LiveSession) -> str:
-        """The prefix consumers' hash, once they have seen every byte."""
+    async def _final_prefix(self, live: LiveSession) -> tuple[str, list[Any], dict[str, Any]]:
+        """The whole-file hash, the streaming findings and the scan's summary, once the
+        prefix consumers have seen every byte."""
         s = live.session
         for _ in range(2):  # a prefix lost with its worker is rebuilt once
             if live.prefix is None:
@@ -174,7 +177,7 @@ class CompletionService:
                 break
             final = await self.prefix.finish(live)
             if final is not None:
-                return final[0]
+                return final
         raise UploadIncomplete("the file is still being verified; retry", missing_chunks=s.missing_chunks())
 
     async def _done(self, live: LiveSession, doc: DocumentRecord, *, duplicate: bool) -> Completed:
