@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from backend.services.block_sink import BlockSink
+
+
+def _gated() -> tuple[threading.Event, list[int], Callable[[int], None]]:
+    """A worker function that waits for the gate, then records what it was given."""
+    gate = threading.Event()
+    seen: list[int] = []
+
+    def fn(n: int) -> None:
+        gate.wait()
+        seen.append(n)
+
+    return gate, seen, fn
 
 
 @pytest.fixture
@@ -18,13 +31,7 @@ def pool() -> ThreadPoolExecutor:
 
 
 async def test_blocks_are_processed_in_order_and_at_most_slots_wait(pool: ThreadPoolExecutor) -> None:
-    gate = threading.Event()
-    seen: list[int] = []
-
-    def fn(n: int) -> None:
-        gate.wait()
-        seen.append(n)
-
+    gate, seen, fn = _gated()
     sink: BlockSink[int] = BlockSink(pool, fn, slots=2)
     await sink.put(0)
     await sink.put(1)
@@ -56,13 +63,7 @@ async def test_worker_error_surfaces_at_the_next_put_or_close(pool: ThreadPoolEx
 
 
 async def test_abort_skips_what_is_queued(pool: ThreadPoolExecutor) -> None:
-    gate = threading.Event()
-    seen: list[int] = []
-
-    def fn(n: int) -> None:
-        gate.wait()
-        seen.append(n)
-
+    gate, seen, fn = _gated()
     sink: BlockSink[int] = BlockSink(pool, fn, slots=3)
     for n in range(3):
         await sink.put(n)
@@ -74,13 +75,7 @@ async def test_abort_skips_what_is_queued(pool: ThreadPoolExecutor) -> None:
 
 
 async def test_a_cancelled_put_gives_its_slot_back(pool: ThreadPoolExecutor) -> None:
-    gate = threading.Event()
-    seen: list[int] = []
-
-    def fn(n: int) -> None:
-        gate.wait()
-        seen.append(n)
-
+    gate, seen, fn = _gated()
     sink: BlockSink[int] = BlockSink(pool, fn, slots=1)
     await sink.put(0)
     waiting = asyncio.create_task(sink.put(1))
