@@ -244,7 +244,7 @@ class PdfStreamScanner(Windowed):
                 self._last_eof_end = base + eof
             else:
                 self.keywords[word] += n
-        self._words_from = base + stop
+        self._words_from = max(self._words_from, base + stop)  # a stream may have ended past hi
         if at >= 0:
             self.keywords["stream"] += 1
             return self._streams.open(buf, base, at, at + 6)

@@ -260,6 +260,18 @@ def test_results_do_not_depend_on_piece_sizes(corpus: dict[str, Sample]) -> None
             assert scan(data, plan).summary() == reference, (path.name, plan)
 
 
+def test_a_stream_that_ends_past_a_window_is_counted_once() -> None:
+    """Found on a shared-corpus file fed in 64 KiB + 7 pieces: when ``endstream``
+    straddled the end of the range being processed, the next range counted it again."""
+    rng = random.Random(7)
+    objects = [b"<< /Length %d >>\nstream\n" % 300 + rng.randbytes(300) + b"\nendstream" for _ in range(400)]
+    data = mini_pdf(*objects)
+    reference = scan(data).summary()
+    assert reference["keywords"]["endstream"] == 400
+    for size in range(65536, 65536 + 400, 7):
+        assert scan(data, size).summary() == reference, size
+
+
 def test_keyword_split_across_a_2_mib_boundary(corpus: dict[str, Sample]) -> None:
     data = corpus["split_keyword"].path.read_bytes()
     assert data[SPLIT_AT - 5:SPLIT_AT + 6] == b"/JavaScript"
