@@ -18,7 +18,7 @@ from typing import Final
 
 from backend.services.pdf.judge import Judge
 from backend.services.pdf.structure import Windowed
-from backend.services.pdf.syntax import (
+from backend.services.pdf.syntax import (Buf, 
     JUDGED_NAMES, KEYWORD_NAMES, OBJECT_NAMES_RE, count_keyword, read_name,
 )
 from backend.services.pdf.values import in_string
@@ -100,7 +100,7 @@ class ObjStmScanner(Windowed):
             return None, 0
         return self._numbers[i], self._starts[i]
 
-    def _run(self, buf: bytes, base: int, lo: int, hi: int, final: bool) -> int:
+    def _run(self, buf: Buf, base: int, lo: int, hi: int, final: bool) -> int:
         reached = hi
         endpos = len(buf) if final else min(len(buf), hi - base + 256)
         for m in OBJECT_NAMES_RE.finditer(buf, lo - base, endpos):

@@ -18,7 +18,7 @@ import re
 from typing import Final
 
 from backend.services.pdf.findings import Finding, looks_executable_name, printable
-from backend.services.pdf.syntax import LOOK, decode_name
+from backend.services.pdf.syntax import Buf, LOOK, decode_name
 from backend.services.pdf.values import peek_value, read_string, text_of
 
 #: Action types (``/S`` values) by finding kind; types not listed (GoTo, Named, ...) are
@@ -87,7 +87,7 @@ class Judge:
             self.add("open_action", f"OpenAction runs a {action} action (object {obj})",
                      pending[0], pending[1])
 
-    def on_name(self, buf: bytes, s: int, e: int, name: str, raw: bytes, hexed: bool,
+    def on_name(self, buf: Buf, s: int, e: int, name: str, raw: bytes, hexed: bool,
                 offset: int | None, obj: int | None, obj_start: int, source: str) -> None:
         """Judge the name ``name`` (decoded) found at ``buf[s:e]`` in object syntax.
 
@@ -131,7 +131,7 @@ class Judge:
                          source)
 
     @staticmethod
-    def _js_detail(buf: bytes, e: int, end: int) -> str:
+    def _js_detail(buf: Buf, e: int, end: int) -> str:
         v = peek_value(buf, e, end)
         if v is None:
             return "JavaScript (/JS)"
@@ -141,7 +141,7 @@ class Judge:
             return f"JavaScript (/JS) in object {v.ref}"
         return "JavaScript (/JS)"
 
-    def _open_action(self, buf: bytes, e: int, end: int, offset: int | None, source: str) -> None:
+    def _open_action(self, buf: Buf, e: int, end: int, offset: int | None, source: str) -> None:
         v = peek_value(buf, e, end)
         if v is None or v.kind not in ("ref", "dict"):
             return  # an explicit destination array: go to a page
@@ -159,7 +159,7 @@ class Judge:
         if action and action != "/GoTo":
             self.add("open_action", f"OpenAction runs a {action} action", offset, source)
 
-    def _uri(self, buf: bytes, e: int, end: int, after_s: bool, offset: int | None,
+    def _uri(self, buf: Buf, e: int, end: int, after_s: bool, offset: int | None,
              source: str) -> None:
         if after_s:
             return  # the action type; its /URI entry reports the link
@@ -175,7 +175,7 @@ class Judge:
             self.add("uri", f"link to a URI in object {v.ref}", offset, source)
 
     @staticmethod
-    def _file_target(buf: bytes, e: int, end: int) -> str:
+    def _file_target(buf: Buf, e: int, end: int) -> str:
         """The first file specification string (``/F (...)``) after an action name."""
         for m in _FILE_KEY_RE.finditer(buf, e, min(end, e + 512)):
             raw = read_string(buf, m.end() - 1, end)
@@ -183,7 +183,7 @@ class Judge:
                 return printable(text_of(raw), 120)
         return ""
 
-    def _attachments(self, buf: bytes, lo: int, hi: int, offset: int | None, source: str,
+    def _attachments(self, buf: Buf, lo: int, hi: int, offset: int | None, source: str,
                      what: str, report_plain: bool = True) -> None:
         names: list[str] = []
         pattern = _FILE_KEY_RE if report_plain else _STRING_START_RE

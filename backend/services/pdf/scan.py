@@ -31,7 +31,7 @@ from backend.services.pdf.findings import Finding, printable
 from backend.services.pdf.judge import Judge
 from backend.services.pdf.streams import ScanLimits, StreamBodies
 from backend.services.pdf.structure import Windowed, count_words, enclosing_object
-from backend.services.pdf.syntax import (
+from backend.services.pdf.syntax import (Buf, 
     JUDGED_NAMES, KEYWORD_NAMES, LOOK, OBJECT_NAMES_RE, PDFID_KEYWORDS, WHITESPACE, is_word_at,
     count_keyword, read_name,
 )
@@ -122,7 +122,7 @@ class PdfStreamScanner(Windowed):
                 return self._judge.drain()
         self.offset += len(piece)
         if self.header_found and piece:
-            self.push(bytes(piece) if isinstance(piece, bytearray) else piece)
+            self.push(piece)  # in place: the scanner keeps no slice of it uncopied
         return self._judge.drain()
 
     def finish(self) -> list[Finding]:
@@ -209,7 +209,7 @@ class PdfStreamScanner(Windowed):
 
     # -- the machine ----------------------------------------------------------------------
 
-    def _run(self, buf: bytes, base: int, lo: int, hi: int, final: bool) -> int:
+    def _run(self, buf: Buf, base: int, lo: int, hi: int, final: bool) -> int:
         pos = lo
         streams = self._streams
         while True:
@@ -223,7 +223,7 @@ class PdfStreamScanner(Windowed):
                     return pos
                 self._words_from = pos  # just after endstream
 
-    def _object_syntax(self, buf: bytes, base: int, pos: int, hi: int, final: bool) -> int:
+    def _object_syntax(self, buf: Buf, base: int, pos: int, hi: int, final: bool) -> int:
         """Object syntax from ``pos`` until ``hi`` or a stream body starts (then: its start)."""
         lo, top = pos - base, hi - base
         at, i = -1, lo
@@ -250,7 +250,7 @@ class PdfStreamScanner(Windowed):
             return self._streams.open(buf, base, at, at + 6)
         return max(hi, reached)
 
-    def _syntax_names(self, buf: bytes, base: int, lo: int, stop: int, final: bool) -> int:
+    def _syntax_names(self, buf: Buf, base: int, lo: int, stop: int, final: bool) -> int:
         """Count and judge the names in object syntax ``buf[lo:stop]``."""
         reached = base + lo
         endpos = len(buf) if final else min(len(buf), stop + 256)

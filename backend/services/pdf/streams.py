@@ -26,7 +26,7 @@ from backend.services.pdf.findings import (
 from backend.services.pdf.inflate import BoundedInflater, ObjStmScanner
 from backend.services.pdf.judge import Judge
 from backend.services.pdf.structure import StreamDict, enclosing_object, parse_stream_dict
-from backend.services.pdf.syntax import (
+from backend.services.pdf.syntax import (Buf, 
     CONTEXT, ENDSTREAM, KEYWORD_NAMES, count_keyword, read_name,
 )
 
@@ -83,11 +83,11 @@ class StreamBodies:
         self.length_mismatches = 0
         self.inflate_left = limits.max_inflate_total
 
-    def open(self, buf: bytes, base: int, s: int, e: int) -> int:
+    def open(self, buf: Buf, base: int, s: int, e: int) -> int:
         """``buf[s:e]`` is a ``stream`` keyword after a dictionary: set up the body and
         return its absolute start."""
         body = e + (2 if buf[e:e + 2] == b"\r\n" else 1 if buf[e:e + 1] in (b"\n", b"\r") else 0)
-        sd = parse_stream_dict(buf[enclosing_object(buf, s, CONTEXT // 2, number=False)[1]:s])
+        sd = parse_stream_dict(bytes(buf[enclosing_object(buf, s, CONTEXT // 2, number=False)[1]:s]))
         expected = None
         if sd.length is not None and self.limits.trust_stream_length:
             expected = base + body + sd.length
@@ -120,7 +120,7 @@ class StreamBodies:
             self.judge.add("object_stream", "object stream with filters "
                            f"{'/'.join(sd.filters)} not inspected while streaming", at, "stream")
 
-    def read(self, buf: bytes, base: int, pos: int, hi: int, final: bool) -> int:
+    def read(self, buf: Buf, base: int, pos: int, hi: int, final: bool) -> int:
         """Consume body bytes from ``pos`` up to ``hi`` or the body's end; return the
         position reached (just after ``endstream`` if the body ended: ``current`` is then
         ``None``)."""
@@ -151,7 +151,7 @@ class StreamBodies:
             return hi  # truncated inside a stream; the scanner closes it
         return max(reached, stop)
 
-    def _settle_length(self, st: _Stream, buf: bytes, base: int) -> None:
+    def _settle_length(self, st: _Stream, buf: Buf, base: int) -> None:
         """Decide where a stream with a direct ``/Length`` really ends."""
         assert st.expected is not None
         at = st.expected - base
@@ -169,7 +169,7 @@ class StreamBodies:
         if idx >= 0:
             st.end, st.after = base + idx, base + idx + len(ENDSTREAM)
 
-    def _count_names(self, buf: bytes, base: int, pos: int, stop: int, final: bool) -> int:
+    def _count_names(self, buf: Buf, base: int, pos: int, stop: int, final: bool) -> int:
         """Count (never judge) vocabulary names in stream data ``[pos, stop)``."""
         reached = pos
         endpos = len(buf) if final else min(len(buf), stop - base + 256)
@@ -183,7 +183,7 @@ class StreamBodies:
             reached = base + hit.end
         return reached
 
-    def _consume(self, st: _Stream, buf: bytes, base: int, stop: int) -> None:
+    def _consume(self, st: _Stream, buf: Buf, base: int, stop: int) -> None:
         """Hand body bytes ``[st.fed, stop)`` to the inflater / object stream / magic check."""
         if stop <= st.fed or (st.objstm is None and st.magic is None):
             st.fed = max(st.fed, stop)

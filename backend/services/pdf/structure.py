@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from backend.services.pdf.syntax import (
+from backend.services.pdf.syntax import (Buf, 
     CONTEXT, DELIMITER_CLASS, NAME_TOKEN_RE, decode_name, is_word_at,
 )
 
@@ -17,13 +17,13 @@ _W: Final = rb"[\x00\t\n\x0c\r ]"
 _OBJ_HEADER_RE: Final = re.compile(rb"(\d{1,10})" + _W + rb"+\d{1,5}" + _W + rb"+\Z")
 
 
-def object_number_before(buf: bytes, start: int) -> int | None:
+def object_number_before(buf: Buf, start: int) -> int | None:
     """The object number of an ``N G obj`` header whose ``obj`` starts at ``start``."""
     m = _OBJ_HEADER_RE.search(buf, max(0, start - 24), start)
     return int(m.group(1)) if m else None
 
 
-def enclosing_object(buf: bytes, pos: int, lookback: int,
+def enclosing_object(buf: Buf, pos: int, lookback: int,
                      number: bool = True) -> tuple[int | None, int, bool]:
     """The object around ``buf[pos]``: its number (``None`` if unknown, or if ``pos``
     follows an ``endobj``), the index where its text starts (at most ``lookback`` bytes
@@ -51,7 +51,7 @@ _WORDS_RE: Final = re.compile(rb"endobj|obj|endstream|stream|startxref|xref|trai
 _SMALL_REGION: Final = 384  # below this one regex call beats eight bytes.count calls
 
 
-def count_words(buf: bytes, lo: int, hi: int) -> tuple[dict[str, int], int]:
+def count_words(buf: Buf, lo: int, hi: int) -> tuple[dict[str, int], int]:
     """The structural words (and ``%%EOF``) that *end* in ``buf(lo, hi]`` (so that
     consecutive ranges count each occurrence once), and the index just after the last
     ``%%EOF`` among them (-1 if none). Substring counts: pdfid's word counts in object
@@ -155,10 +155,10 @@ class Windowed:
         self._pos = start
         self._end = start
 
-    def _run(self, buf: bytes, base: int, lo: int, hi: int, final: bool) -> int:
+    def _run(self, buf: Buf, base: int, lo: int, hi: int, final: bool) -> int:
         raise NotImplementedError
 
-    def push(self, data: bytes) -> None:
+    def push(self, data: Buf) -> None:
         """Add the next piece of data (bytes or bytearray)."""
         if len(data) < CONTEXT or self._pending:
             self._pending.append(bytes(data))
@@ -175,7 +175,7 @@ class Windowed:
             head = self._carry + data[:2 * k]
             self._pos = self._run(head, self._carry_base, self._pos, start + k, False)
             self._pos = self._run(data, start, self._pos, self._end - k, False)
-            self._carry = data[-2 * k:]
+            self._carry = bytes(data[-2 * k:])
         else:
             window = self._carry + data
             self._pos = self._run(window, self._carry_base, self._pos, self._end - k, False)

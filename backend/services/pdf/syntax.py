@@ -24,7 +24,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeAlias
+
+#: What the scanner reads: ``bytes``, or the prefix worker's reused ``bytearray`` block,
+#: scanned in place (so nothing may keep a slice of it without copying it to ``bytes``).
+Buf: TypeAlias = bytes | bytearray
 
 WHITESPACE: Final = b"\x00\t\n\x0c\r "
 DELIMITERS: Final = frozenset(WHITESPACE + b"()<>[]{}/%")
@@ -101,7 +105,7 @@ NAME_TOKEN_RE: Final = re.compile(rb"/[^" + DELIMITER_CLASS + rb"]{0,127}")
 _HEX_ESCAPE_RE: Final = re.compile(rb"#([0-9A-Fa-f]{2})")
 
 
-def is_word_at(buf: bytes, start: int, end: int) -> bool:
+def is_word_at(buf: Buf, start: int, end: int) -> bool:
     """pdfid's word test for a structural keyword at ``buf[start:end]``: not glued to
     letters or digits on either side, and not a name (no ``/`` right before)."""
     if start > 0 and (buf[start - 1] in _ALNUM or buf[start - 1] == 0x2F):
@@ -109,7 +113,7 @@ def is_word_at(buf: bytes, start: int, end: int) -> bool:
     return end >= len(buf) or buf[end] not in _ALNUM
 
 
-def name_token(buf: bytes, start: int) -> bytes:
+def name_token(buf: Buf, start: int) -> bytes:
     """The whole name token starting with the ``/`` at ``start`` (at most 128 bytes)."""
     m = NAME_TOKEN_RE.match(buf, start)
     return m.group() if m else b"/"
@@ -167,9 +171,9 @@ def count_keyword(keywords: dict[str, int], word: str, hexed: bool) -> None:
         keywords[key] = keywords.get(key, 0) + 1
 
 
-def read_name(buf: bytes, start: int, end: int, final: bool) -> NameHit:
+def read_name(buf: Buf, start: int, end: int, final: bool) -> NameHit:
     """Classify the name matched at ``buf[start:end]`` (see :class:`NameHit`)."""
-    raw = buf[start:end]
+    raw = bytes(buf[start:end])
     if b"#" in raw:
         raw = name_token(buf, start)
         word, hexed = pdfid_word(raw)

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from backend.services.pdf.syntax import DELIMITER_CLASS, HEX_DIGITS, WHITESPACE, decode_name
+from backend.services.pdf.syntax import Buf, DELIMITER_CLASS, HEX_DIGITS, WHITESPACE, decode_name
 
 _D: Final = DELIMITER_CLASS
 _W: Final = rb"[\x00\t\n\x0c\r ]"
@@ -31,7 +31,7 @@ class Value:
     text: bytes = b""
 
 
-def peek_value(buf: bytes, pos: int, end: int) -> Value | None:
+def peek_value(buf: Buf, pos: int, end: int) -> Value | None:
     """Classify the PDF value starting at ``pos`` (skipping whitespace and comments)."""
     m = _VALUE_RE.match(buf, pos, end)
     if m is None:
@@ -53,7 +53,7 @@ _ESCAPES: Final = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): 
 _STRING_LIMIT: Final = 1024
 
 
-def read_string(buf: bytes, pos: int, end: int) -> bytes | None:
+def read_string(buf: Buf, pos: int, end: int) -> bytes | None:
     """Decode the literal ``(...)`` or hex ``<...>`` string at ``pos`` (after optional
     whitespace), reading at most up to ``end`` and returning at most 1 KiB."""
     while pos < end and buf[pos] in WHITESPACE:
@@ -112,7 +112,7 @@ def text_of(raw: bytes) -> str:
 _STRING_TOKENS_RE: Final = re.compile(rb"\\[\s\S]|[()%\r\n]")
 
 
-def in_string(buf: bytes, start: int, pos: int) -> bool:
+def in_string(buf: Buf, start: int, pos: int) -> bool:
     """Whether ``buf[pos]`` lies inside a literal string, reading from ``start``, which
     must be outside strings and comments (an object's start). Errs towards "no": if
     ``start`` were inside a string after all, the depth seen here is never more than

@@ -55,3 +55,14 @@ def test_same_matches_as_finditer_on_binary_data_with_names(seed: int) -> None:
 def test_small_spans_take_the_plain_path_with_the_same_result() -> None:
     buf = b"xx/JavaScript yy /AA " * 10
     assert _spans(buf, 0, len(buf)) == _reference(buf, 0, len(buf)) != []
+
+
+@pytest.mark.parametrize("tail", [b"/J", b"/#", b"/x", b"x/", b"/JS", b"/#4", b"//A", b"/AA"])
+@pytest.mark.parametrize("pad", range(8))
+def test_names_cut_off_by_the_end_of_any_length(tail: bytes, pad: int) -> None:
+    """Whatever the span's length modulo a word, a name at its very end is not lost."""
+    rng = random.Random(pad)
+    buf = rng.randbytes(VECTOR_MIN + pad) + tail
+    got, ref = _spans(buf, 0, len(buf)), _reference(buf, 0, len(buf))
+    assert set(got) <= set(ref)
+    assert _counted(buf, got) == _counted(buf, ref)

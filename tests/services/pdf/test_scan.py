@@ -272,6 +272,26 @@ def test_a_stream_that_ends_past_a_window_is_counted_once() -> None:
         assert scan(data, size).summary() == reference, size
 
 
+def test_a_reused_buffer_is_scanned_in_place(corpus: dict[str, Sample]) -> None:
+    """The prefix worker reads every block into the same buffer: the scanner must keep
+    no reference to a piece once ``feed`` returns (the next block overwrites it)."""
+    for path in [s.path for s in corpus.values()] + SHARED:
+        data = path.read_bytes()
+        for size in (4096, 65536 + 7):
+            buf = bytearray(size)
+            sc = PdfStreamScanner()
+            for at in range(0, len(data), size):
+                piece = data[at:at + size]
+                if len(piece) == size:
+                    buf[:] = piece
+                    sc.feed(buf)
+                else:
+                    sc.feed(bytearray(piece))
+                buf[:] = b"\x00" * size  # what the next block does to it
+            sc.finish()
+            assert sc.summary() == scan(data).summary(), (path.name, size)
+
+
 def test_keyword_split_across_a_2_mib_boundary(corpus: dict[str, Sample]) -> None:
     data = corpus["split_keyword"].path.read_bytes()
     assert data[SPLIT_AT - 5:SPLIT_AT + 6] == b"/JavaScript"
