@@ -27,7 +27,7 @@ from typing import Final
 
 import numpy as np
 
-from backend.services.pdf.syntax import KEYWORD_NAMES, STREAM_NAMES_RE
+from backend.services.pdf.syntax import KEYWORD_NAMES, STREAM_NAMES_RE, Buf
 
 #: Below this many bytes, numpy's per-call cost is more than ``re`` takes.
 VECTOR_MIN: Final = 16 << 10
@@ -91,7 +91,7 @@ def _slashes(data: np.ndarray) -> np.ndarray:
     return at
 
 
-def stream_name_matches(buf: bytes | bytearray, start: int, end: int) -> Iterator[re.Match[bytes]]:
+def stream_name_matches(buf: Buf, start: int, end: int) -> Iterator[re.Match[bytes]]:
     """``STREAM_NAMES_RE.finditer(buf, start, end)``, found faster in large spans."""
     if end - start < VECTOR_MIN:
         yield from STREAM_NAMES_RE.finditer(buf, start, end)

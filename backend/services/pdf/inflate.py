@@ -18,8 +18,8 @@ from typing import Final
 
 from backend.services.pdf.judge import Judge
 from backend.services.pdf.structure import Windowed
-from backend.services.pdf.syntax import (Buf, 
-    JUDGED_NAMES, KEYWORD_NAMES, OBJECT_NAMES_RE, count_keyword, read_name,
+from backend.services.pdf.syntax import (
+    JUDGED_NAMES, KEYWORD_NAMES, OBJECT_NAMES_RE, Buf, count_keyword, read_name,
 )
 from backend.services.pdf.values import in_string
 _PAIR_RE: Final = re.compile(rb"(\d{1,10})[\x00\t\n\x0c\r ]+(\d{1,12})")

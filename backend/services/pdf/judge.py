@@ -18,7 +18,7 @@ import re
 from typing import Final
 
 from backend.services.pdf.findings import Finding, looks_executable_name, printable
-from backend.services.pdf.syntax import Buf, LOOK, decode_name
+from backend.services.pdf.syntax import LOOK, Buf, decode_name
 from backend.services.pdf.values import peek_value, read_string, text_of
 
 #: Action types (``/S`` values) by finding kind; types not listed (GoTo, Named, ...) are

@@ -31,9 +31,9 @@ from backend.services.pdf.findings import Finding, printable
 from backend.services.pdf.judge import Judge
 from backend.services.pdf.streams import ScanLimits, StreamBodies
 from backend.services.pdf.structure import Windowed, count_words, enclosing_object
-from backend.services.pdf.syntax import (Buf, 
-    JUDGED_NAMES, KEYWORD_NAMES, LOOK, OBJECT_NAMES_RE, PDFID_KEYWORDS, WHITESPACE, is_word_at,
-    count_keyword, read_name,
+from backend.services.pdf.syntax import (
+    JUDGED_NAMES, KEYWORD_NAMES, LOOK, OBJECT_NAMES_RE, PDFID_KEYWORDS, WHITESPACE, Buf,
+    is_word_at, count_keyword, read_name,
 )
 from backend.services.pdf.values import in_string
 

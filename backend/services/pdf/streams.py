@@ -26,8 +26,8 @@ from backend.services.pdf.findings import (
 from backend.services.pdf.inflate import BoundedInflater, ObjStmScanner
 from backend.services.pdf.judge import Judge
 from backend.services.pdf.structure import StreamDict, enclosing_object, parse_stream_dict
-from backend.services.pdf.syntax import (Buf, 
-    CONTEXT, ENDSTREAM, KEYWORD_NAMES, count_keyword, read_name,
+from backend.services.pdf.syntax import (
+    CONTEXT, ENDSTREAM, KEYWORD_NAMES, Buf, count_keyword, read_name,
 )
 
 _MIB: Final = 1 << 20

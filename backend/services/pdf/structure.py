@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from backend.services.pdf.syntax import (Buf, 
-    CONTEXT, DELIMITER_CLASS, NAME_TOKEN_RE, decode_name, is_word_at,
+from backend.services.pdf.syntax import (
+    CONTEXT, DELIMITER_CLASS, NAME_TOKEN_RE, Buf, decode_name, is_word_at,
 )
 
 _D: Final = DELIMITER_CLASS

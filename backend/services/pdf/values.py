@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from backend.services.pdf.syntax import Buf, DELIMITER_CLASS, HEX_DIGITS, WHITESPACE, decode_name
+from backend.services.pdf.syntax import DELIMITER_CLASS, HEX_DIGITS, WHITESPACE, Buf, decode_name
 
 _D: Final = DELIMITER_CLASS
 _W: Final = rb"[\x00\t\n\x0c\r ]"
