@@ -7,9 +7,10 @@ ones on completion, one policy for both.
 - ``on_findings``: the scanner's new findings go through the policy. Flagged ones are
   told to the session's listeners; a rejecting one fails the session at once (its bytes
   are removed, later chunks get ``security_rejected``).
-- ``inspect``: on completion, qpdf opens the file in a worker thread and walks every
-  object, object streams included (:mod:`backend.services.pdf.inspect`); its findings and
-  the streaming ones make the document's ``security`` and its verdict.
+- ``inspect``: on completion, the streaming findings are judged first (a file they
+  refuse is not parsed at all); then qpdf opens the file in a worker thread and walks
+  every object, object streams included (:mod:`backend.services.pdf.inspect`); its
+  findings and the streaming ones make the document's ``security`` and its verdict.
 """
 
 from __future__ import annotations
@@ -74,10 +75,8 @@ class ValidationService:
         """Judge findings of the streaming scan (they are kept in the scanner's summary,
         which is saved with the session). Raises ``SecurityRejected`` after failing the
         session when one of them rejects the file."""
-        rejecting = self.policy.rejecting(findings)
-        if rejecting:
-            exc = SecurityRejected(f"refused by the security policy: {_describe(rejecting)}",
-                                   findings=[f.to_dict() for f in rejecting])
+        exc = self._rejection(findings)
+        if exc is not None:
             if self.on_reject is not None:
                 await self.on_reject(live, exc)
             raise exc
@@ -86,21 +85,32 @@ class ValidationService:
             self.reporter.status(live, live.session.status, f"Security scan flagged: {_describe(flagged)}",
                                  findings=[f.to_dict() for f in flagged])
 
+    def _rejection(self, findings: list[Finding]) -> SecurityRejected | None:
+        rejecting = self.policy.rejecting(findings)
+        if not rejecting:
+            return None
+        return SecurityRejected(f"refused by the security policy: {_describe(rejecting)}",
+                                findings=[f.to_dict() for f in rejecting])
+
     async def inspect(self, path: Path, stream_findings: list[Finding],
                       scan: dict[str, Any]) -> dict[str, Any]:
         """Deep-inspect the complete file; raise ``SecurityRejected`` when the policy says so.
 
         Returns the document fields it learned: ``page_count``, ``pdf_version`` and
-        ``security`` (verdict, findings, keywords, URIs)."""
+        ``security`` (verdict, findings, keywords, URIs). What the streaming scan found is
+        judged first: a file it already refuses is refused for that, and qpdf never
+        parses it (however damaged it is)."""
+        exc = self._rejection(stream_findings)
+        if exc is not None:
+            raise exc
         loop = asyncio.get_running_loop()
         inspection: Inspection = await loop.run_in_executor(self.pool, inspect_pdf, path, self.inspect_limits)
         seen = {(f.kind, f.detail) for f in inspection.findings}
         findings = inspection.findings + [f for f in stream_findings if (f.kind, f.detail) not in seen]
+        exc = self._rejection(findings)
+        if exc is not None:
+            raise exc
         verdict = self.policy.verdict(findings)
-        if verdict == "rejected":
-            rejecting = self.policy.rejecting(findings)
-            raise SecurityRejected(f"refused by the security policy: {_describe(rejecting)}",
-                                   findings=[f.to_dict() for f in rejecting])
         security = {
             "verdict": verdict,
             "findings": [f.to_dict() for f in findings if self.policy.level(f.kind) != "ignore"],

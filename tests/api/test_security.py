@@ -91,6 +91,22 @@ async def test_rejection_during_streaming_fails_the_session_at_once(api: Api, co
     assert len(failed) == 1 and failed[0]["error"] == "security_rejected"
 
 
+async def test_a_damaged_file_that_carries_javascript_is_refused_for_it(
+        api: Api, corpus: dict[str, Sample], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found with a shared-corpus file (hex-obfuscated JavaScript, no %%EOF): what the
+    streaming scan found is judged before qpdf opens the file, so the answer names what
+    the file carries, not that it is damaged, and qpdf never parses a file already refused."""
+    data = corpus["js_open_action"].path.read_bytes()
+    data = data[:data.rindex(b"xref")]  # truncated: no xref, no %%EOF
+    opened: list[Path] = []
+    monkeypatch.setattr("backend.services.validation.inspect_pdf", lambda path, limits: opened.append(path))
+    sid, status, body = await _upload(api, data)
+    assert (status, body["error"]) == (422, "security_rejected"), body
+    assert any(f["kind"] == "javascript" for f in body["findings"]), body
+    assert opened == []
+    assert not (api.svc.settings.partial_dir / f"{sid}.part").exists()
+
+
 async def test_out_of_order_chunks_are_scanned_when_the_gap_fills(api: Api, corpus: dict[str, Sample]) -> None:
     data = corpus["split_keyword"].path.read_bytes()
     sid = (await api.initiate(len(data), chunk_size=CS))["session_id"]
