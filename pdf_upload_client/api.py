@@ -10,6 +10,11 @@ Contracts:
   server's ``Retry-After``. After ``RetryPolicy.max_attempts`` it raises the last
   :class:`ServerError`, or :class:`Unavailable` for a transport failure. Any other
   answer is not retried.
+- Fail fast on a server that was never reached: until an ``Api`` has had its first HTTP
+  answer, a failure to connect (refused, unknown host, no TCP connection within
+  ``connect_timeout`` seconds) raises :class:`Unavailable` at once, without retries. Once
+  the server has answered, the same failures are retried as above (a flaky connection
+  mid-upload, a server restarting).
 - Every request the API makes is idempotent on the server (a chunk sent twice with the
   same bytes is a success, ``/complete`` twice returns the same document), which is why
   retrying them blindly is safe.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +36,8 @@ import aiohttp
 PREFIX = "/api/documents/streaming"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_RETRY_AFTER = 300.0
+CONNECT_TIMEOUT = 5.0
+CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)  # no TCP connection made
 
 
 class ClientError(Exception):
@@ -55,7 +63,8 @@ class ServerError(ClientError):
 
 
 class Unavailable(ClientError):
-    """No usable answer from the server (network failures) after every retry."""
+    """No usable answer from the server: never reached, or network failures after every
+    retry."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,15 @@ def _parse_retry_after(header: str | None, body: dict[str, Any]) -> float | None
     return None
 
 
+def _why(exc: BaseException) -> str:
+    """A short reason for a transport failure."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "no connection within the connect timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError) and exc.os_error.errno:
+        return os.strerror(exc.os_error.errno).lower()
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
 async def _json_or_error(resp: aiohttp.ClientResponse) -> Any:
     """The decoded JSON body of a 2xx answer; :class:`ServerError` for anything else."""
     raw = await resp.read()
@@ -107,18 +125,21 @@ async def _json_or_error(resp: aiohttp.ClientResponse) -> Any:
 class Api:
     """``async with Api(base_url) as api``. Owns its aiohttp session unless given one.
 
-    ``on_retry(what, attempt, delay, error)`` is told about every retry (for logs)."""
+    ``on_retry(what, attempt, delay, error)`` is told about every retry (for logs).
+    ``connect_timeout`` bounds each TCP connect (a session passed in keeps its own)."""
 
     def __init__(self, base_url: str, *, api_key: str | None = None, retry: RetryPolicy | None = None,
                  session: aiohttp.ClientSession | None = None, request_timeout: float = 300.0,
+                 connect_timeout: float = CONNECT_TIMEOUT,
                  on_retry: Callable[[str, int, float, Exception], None] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.on_retry = on_retry
+        self.reached = False  # set by the first HTTP answer, whatever its status
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._own = session is None
         self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=15)
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout, sock_connect=connect_timeout)
 
     async def __aenter__(self) -> Api:
         if self._session is None:
@@ -142,6 +163,10 @@ class Api:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    async def _answer(self, resp: aiohttp.ClientResponse) -> Any:
+        self.reached = True
+        return await _json_or_error(resp)
+
     async def call(self, what: str, attempt_once: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``attempt_once`` under the retry policy (see the module docstring)."""
         attempt = 0
@@ -155,9 +180,10 @@ class Api:
                 error: Exception = exc
                 delay = self.retry.delay(attempt, exc.retry_after)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                if attempt >= self.retry.max_attempts:
-                    raise Unavailable(f"{what}: {self.base_url} unreachable after {attempt} attempts: "
-                                      f"{type(exc).__name__}: {exc}") from exc
+                never_reached = not self.reached and isinstance(exc, CONNECT_ERRORS)
+                if never_reached or attempt >= self.retry.max_attempts:
+                    tries = "" if never_reached else f" after {attempt} attempts"
+                    raise Unavailable(f"{what}: cannot reach {self.base_url}{tries}: {_why(exc)}") from exc
                 error = exc
                 delay = self.retry.delay(attempt, None)
             if self.on_retry is not None:
@@ -169,7 +195,7 @@ class Api:
         async def once() -> Any:
             async with self.http.request(method, self.url(path), json=json_body, params=params,
                                          headers=self._headers) as resp:
-                return await _json_or_error(resp)
+                return await self._answer(resp)
         return await self.call(f"{method} {path}", once)
 
     # -- streaming upload ---------------------------------------------------------------
@@ -194,7 +220,7 @@ class Api:
                            content_type="application/octet-stream")
             async with self.http.post(self.url(f"{PREFIX}/chunk/{session_id}"), data=form,
                                       headers=self._headers) as resp:
-                return await _json_or_error(resp)
+                return await self._answer(resp)
         return dict(await self.call(f"chunk {chunk_id}", once))
 
     async def complete(self, session_id: str) -> dict[str, Any]:

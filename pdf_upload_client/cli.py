@@ -10,20 +10,24 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from pdf_upload_client.api import Api, ClientError, RetryPolicy, ServerError
-from pdf_upload_client.output import EXIT_NO_SEARCH, EXIT_OK, EXIT_USAGE, Ui
+from rich.progress import TaskID
+
+from pdf_upload_client.api import CONNECT_TIMEOUT, Api, ClientError, RetryPolicy, ServerError
+from pdf_upload_client.output import EXIT_INTERRUPTED, EXIT_NO_SEARCH, EXIT_OK, EXIT_USAGE, Ui, format_bytes
 from pdf_upload_client.state import StateStore, UploadState
-from pdf_upload_client.uploader import GONE_CODES, AsyncUploader, ResumeImpossible
+from pdf_upload_client.uploader import GONE_CODES, AsyncUploader, ResumeImpossible, new_client_id
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 COMMANDS = ("upload", "resume", "list", "search", "cancel")
 VALUE_OPTIONS = {"--server", "--state-dir", "--api-key", "--parallel", "-p", "--jobs", "-j", "--limit-rate",
-                 "--max-attempts", "--top-k", "--title"}
+                 "--max-attempts", "--top-k", "--title", "--client-id", "--connect-timeout"}
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # what the server accepts
 EPILOG = """\
 commands:
   pdf-upload FILE...             upload (continues a file's unfinished upload automatically)
@@ -33,12 +37,14 @@ commands:
   pdf-upload cancel SESSION_ID   cancel a session (server and local state)
 
 exit codes:
-  0  success
-  1  usage error (bad arguments, missing or unreadable file)
-  2  a file or request refused by the server (not a PDF, security rejected, too large...)
-  3  network or server unavailable after retries
-  4  resume impossible (session expired or gone, file changed)
-  5  the server has no search endpoint
+  0    success
+  1    usage error (bad arguments, missing or unreadable file)
+  2    a file or request refused by the server (not a PDF, security rejected, too large...)
+  3    server unavailable: not reached within --connect-timeout (not retried), or
+       the connection lost mid-way and every retry failed
+  4    resume impossible (session expired or gone, file changed)
+  5    the server has no search endpoint
+  130  interrupted (Ctrl-C): the local state is kept, `pdf-upload resume` continues
 With several files the highest code wins. Errors go to stderr as
 "error: <file>: <code>: <message>".
 
@@ -74,6 +80,28 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def _client_id(text: str) -> str:
+    if not CLIENT_ID.match(text):
+        raise argparse.ArgumentTypeError("1 to 128 of A-Z a-z 0-9 _ . : -")
+    return text
+
+
+def ws_url(server: str, client_id: str) -> str:
+    """Where a client id's progress events are: ``/ws/{client_id}`` on the server."""
+    scheme, sep, rest = server.partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}{sep}{rest}/ws/{client_id}"
+
+
 def build_parser() -> Parser:
     common = Parser(add_help=False)
     common.add_argument("--server", help=f"server URL (env PDF_UPLOAD_SERVER, default {DEFAULT_SERVER})")
@@ -83,8 +111,15 @@ def build_parser() -> Parser:
                         help="sent as 'Authorization: Bearer KEY' (env PDF_UPLOAD_API_KEY)")
     common.add_argument("--json", action="store_true", help="machine-readable results on stdout")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or notes")
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="also say the client id, where its progress can be watched (/ws/CLIENT_ID)")
     common.add_argument("--max-attempts", type=_positive, default=8, help="tries per request (default 8)")
+    common.add_argument("--connect-timeout", type=_seconds, default=CONNECT_TIMEOUT, metavar="SECONDS",
+                        help=f"give up on a server not reached within this (default {CONNECT_TIMEOUT:g})")
     sending = Parser(add_help=False)
+    sending.add_argument("--client-id", type=_client_id,
+                         help="sent at /initiate and /resume: the uploads' progress goes to /ws/CLIENT_ID "
+                              "(default: a new one per run)")
     sending.add_argument("-p", "--parallel", type=_positive, default=4, help="chunks in flight per file (4)")
     sending.add_argument("--limit-rate", type=_rate, help="average upload rate cap per file, e.g. 20M")
 
@@ -132,15 +167,23 @@ def _uploader(args: argparse.Namespace, server: str, store: StateStore, ui: Ui) 
         detail = error.code if isinstance(error, ServerError) else type(error).__name__
         ui.note(server, f"{what}: {detail}, retry {attempt} in {delay:.1f}s")
     return AsyncUploader(server, parallel=getattr(args, "parallel", 4), store=store, api_key=args.api_key,
-                         retry=RetryPolicy(max_attempts=args.max_attempts),
-                         limit_rate=getattr(args, "limit_rate", None), on_retry=on_retry)
+                         retry=RetryPolicy(max_attempts=args.max_attempts), connect_timeout=args.connect_timeout,
+                         limit_rate=getattr(args, "limit_rate", None), client_id=getattr(args, "client_id", None),
+                         on_retry=on_retry)
+
+
+def _say_client_id(args: argparse.Namespace, servers: Sequence[str], ui: Ui) -> None:
+    for server in dict.fromkeys(servers):
+        ui.detail("client id", f"{args.client_id}: progress on {ws_url(server, args.client_id)}")
 
 
 async def cmd_upload(args: argparse.Namespace, server: str, store: StateStore, ui: Ui) -> int:
     jobs = asyncio.Semaphore(args.jobs)
+    _say_client_id(args, [server], ui)
     async with _uploader(args, server, store, ui) as up:
         async def one(path: Path) -> int:
             async with jobs:
+                task: TaskID | None = None
                 try:
                     if not path.is_file():
                         raise FileNotFoundError(2, "no such file", str(path))
@@ -148,6 +191,8 @@ async def cmd_upload(args: argparse.Namespace, server: str, store: StateStore, u
                     res = await up.upload(path, title=args.title, progress=ui.progress_for(task),
                                           notify=lambda msg: ui.note(str(path), msg), resume=not args.no_resume)
                 except (ClientError, OSError) as exc:
+                    if task is not None:
+                        ui.bars.remove_task(task)  # the error line says what happened
                     return ui.error(str(path), exc)
                 ui.bars.update(task, completed=path.stat().st_size)
                 ui.result(res, str(path))
@@ -162,6 +207,7 @@ async def cmd_resume(args: argparse.Namespace, server: str | None, store: StateS
     if not states:
         ui.note("resume", f"nothing to resume in {store.dir}")
         return EXIT_OK
+    _say_client_id(args, [s.server for s in states], ui)
     codes: list[int] = []
     with ui.bars:
         for state in states:
@@ -184,13 +230,15 @@ async def _resume_one(args: argparse.Namespace, state: UploadState, store: State
                 store.delete(state)
                 res = await up.upload(state.path, title=state.title, progress=ui.progress_for(task), resume=False)
         except (ClientError, OSError) as exc:
+            ui.bars.remove_task(task)
             return ui.error(state.path, exc)
         ui.result(res, state.path)
         return EXIT_OK
 
 
 async def cmd_list(args: argparse.Namespace, server: str, store: StateStore, ui: Ui) -> int:
-    async with Api(server, api_key=args.api_key, retry=RetryPolicy(max_attempts=args.max_attempts)) as api:
+    async with Api(server, api_key=args.api_key, retry=RetryPolicy(max_attempts=args.max_attempts),
+                   connect_timeout=args.connect_timeout) as api:
         sessions = await api.resumable()
     local = {s.session_id: s.path for s in store.all() if s.server == server}
     if args.json:
@@ -199,16 +247,17 @@ async def cmd_list(args: argparse.Namespace, server: str, store: StateStore, ui:
     if not sessions:
         ui.out.print("no resumable sessions", markup=False)
         return EXIT_OK
-    ui.table(["session_id", "filename", "chunks", "progress", "size MiB", "age h", "local file"], [
+    ui.table(["session_id", "filename", "chunks", "progress", "size", "age h", "local file"], [
         [str(s.get("session_id")), str(s.get("filename")), f"{s.get('uploaded_chunks')}/{s.get('total_chunks')}",
-         f"{s.get('progress_percentage')}%", f"{(s.get('total_size') or 0) / (1 << 20):.1f}", str(s.get("age_hours")),
+         f"{s.get('progress_percentage')}%", format_bytes(s.get("total_size") or 0), str(s.get("age_hours")),
          local.get(str(s.get("session_id")), "-")]
         for s in sessions])
     return EXIT_OK
 
 
 async def cmd_search(args: argparse.Namespace, server: str, store: StateStore, ui: Ui) -> int:
-    async with Api(server, api_key=args.api_key, retry=RetryPolicy(max_attempts=args.max_attempts)) as api:
+    async with Api(server, api_key=args.api_key, retry=RetryPolicy(max_attempts=args.max_attempts),
+                   connect_timeout=args.connect_timeout) as api:
         try:
             hits = await api.search(args.query, args.top_k)
         except ServerError as exc:
@@ -244,6 +293,8 @@ async def run(args: argparse.Namespace, ui: Ui) -> int:
     explicit = args.server or os.environ.get("PDF_UPLOAD_SERVER")
     server = (explicit or DEFAULT_SERVER).rstrip("/")
     store = StateStore(args.state_dir)
+    if args.command in ("upload", "resume"):
+        args.client_id = args.client_id or new_client_id()  # one per run: one WebSocket sees every file
     if args.command == "upload":
         return await cmd_upload(args, server, store, ui)
     if args.command == "resume":
@@ -273,4 +324,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run(args, ui))
     except KeyboardInterrupt:
         ui.err.print("interrupted: `pdf-upload resume` continues", markup=False)
-        return 130
+        return EXIT_INTERRUPTED

@@ -16,6 +16,9 @@ Contracts:
   a network failure, or when the task is cancelled, the state stays: resumable later.
 - ``cancel_event``: once set, the upload stops, the server session is cancelled and
   :class:`UploadCancelled` is raised.
+- ``client_id``: sent at ``/initiate`` and ``/resume``, so the progress of every upload
+  reaches a WebSocket opened at ``/ws/{client_id}``. Without one, each new upload gets a
+  generated id and a resumed one keeps the id it started with.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from pdf_upload_client.api import Api, ClientError, RetryPolicy, ServerError
+from pdf_upload_client.api import CONNECT_TIMEOUT, Api, ClientError, RetryPolicy, ServerError
 from pdf_upload_client.state import Fingerprint, StateStore, UploadState
 
 ProgressCallback = Callable[[int, int, int, int], None]
@@ -81,6 +84,11 @@ class RateLimiter:
             await asyncio.sleep(start - now)
 
 
+def new_client_id() -> str:
+    """A fresh id for ``/ws/{client_id}`` (the server accepts ``[A-Za-z0-9_.:-]{1,128}``)."""
+    return f"pdf-upload-{uuid.uuid4().hex[:16]}"
+
+
 def read_piece(fd: int, offset: int, length: int) -> tuple[bytes, str]:
     """Exactly ``length`` bytes at ``offset`` and their SHA-256 (ResumeImpossible if short)."""
     parts: list[bytes] = []
@@ -101,7 +109,8 @@ class AsyncUploader:
     def __init__(self, server: str, *, parallel: int = 4, store: StateStore | None = None,
                  api_key: str | None = None, retry: RetryPolicy | None = None, chunk_size: int | None = None,
                  limit_rate: float | None = None, check_duplicates: bool = True,
-                 session: aiohttp.ClientSession | None = None,
+                 session: aiohttp.ClientSession | None = None, client_id: str | None = None,
+                 connect_timeout: float = CONNECT_TIMEOUT,
                  on_retry: Callable[[str, int, float, Exception], None] | None = None) -> None:
         if parallel < 1:
             raise ValueError("parallel must be at least 1")
@@ -110,8 +119,10 @@ class AsyncUploader:
         self.store = store or StateStore()
         self.chunk_size = chunk_size
         self.check_duplicates = check_duplicates
+        self.client_id = client_id
         self.limiter = RateLimiter(limit_rate) if limit_rate else None
-        self.api = Api(self.server, api_key=api_key, retry=retry, session=session, on_retry=on_retry)
+        self.api = Api(self.server, api_key=api_key, retry=retry, session=session, connect_timeout=connect_timeout,
+                       on_retry=on_retry)
 
     async def __aenter__(self) -> AsyncUploader:
         await self.api.__aenter__()
@@ -215,7 +226,7 @@ class AsyncUploader:
 
     async def _fresh(self, path: Path, fp: Fingerprint, title: str | None, progress: ProgressCallback | None,
                      holder: list[UploadState]) -> UploadResult:
-        client_id = f"pdf-upload-{uuid.uuid4().hex[:16]}"
+        client_id = self.client_id or new_client_id()
         try:
             session = await self.api.initiate(
                 path.name, fp.size, chunk_size=self.chunk_size, client_id=client_id, title=title,
@@ -237,7 +248,7 @@ class AsyncUploader:
         if fp != state.fingerprint:
             raise ResumeImpossible("file_changed", f"{path} changed since the upload started (content)")
         try:
-            info = await self.api.resume(state.session_id, state.client_id)
+            info = await self.api.resume(state.session_id, self.client_id or state.client_id)
         except ServerError as exc:
             if exc.status in (404, 410):
                 raise ResumeImpossible(exc.code, exc.message) from exc

@@ -1,11 +1,14 @@
 """``pdf-upload`` as a subprocess against a real server process (``python -m backend``).
 
 End to end: an upload, byte-exact; the CLI SIGKILLed mid-upload and ``pdf-upload resume``
-finishing with only the missing chunks; the exit codes scripts rely on.
+finishing with only the missing chunks; the exit codes scripts rely on (a server never
+reached fails fast, Ctrl-C is 130); the client id watched on the WebSocket; a flagged
+document's findings in the normal output.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import signal
@@ -17,7 +20,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pikepdf
 import pytest
+from pikepdf import Array, Dictionary, Name, String
 
 from pdf_upload_client.cli import main
 from pdf_upload_client.state import Fingerprint, StateStore, UploadState
@@ -168,3 +174,81 @@ def test_cli_exit_codes(server: ServerProcess, tmp_path: Path, capsys: pytest.Ca
         assert code == 5 and "not_available" in err, err
     assert main_in_process(capsys, "list", "--server", url, "--state-dir", state)[0] == 0
     server.assert_no_tracebacks()
+
+
+def test_cli_unreachable_server_fails_fast(blackhole: str, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    pdf = tmp_path / "small.pdf"
+    make_pdf(pdf, 100_000, seed=14)
+    start = time.monotonic()
+    code, _, err = main_in_process(capsys, str(pdf), "--server", blackhole, "--connect-timeout", "1",
+                                   "--state-dir", str(tmp_path / "state"))
+    assert code == 3 and f"unavailable: POST {P}/initiate: cannot reach {blackhole}: " in err, err
+    assert time.monotonic() - start < 5  # not 8 attempts with backoff: the server was never reached
+    assert "retry" not in err
+
+
+async def test_cli_client_id_is_watchable_on_the_websocket(server: ServerProcess, tmp_path: Path) -> None:
+    pdf = tmp_path / "watched.pdf"
+    make_pdf(pdf, 5 * MIB, seed=15)
+    events: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession() as http_session, \
+            http_session.ws_connect(server.ws_url("watch-me.1")) as ws:
+        proc = await asyncio.create_subprocess_exec(
+            *CLI, str(pdf), "--server", server.base_url, "--client-id", "watch-me.1", "-v", "--json",
+            "--state-dir", str(tmp_path / "state"), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err
+        while not any(e.get("type") == "upload_status" and e.get("status") == "completed" for e in events):
+            events.append(json.loads((await ws.receive(timeout=10)).data))
+    (res,) = results(out.decode())
+    assert f"client id: watch-me.1: progress on {server.ws_url('watch-me.1')}" in err.decode()
+    progress = [e["data"] for e in events if e.get("type") == "upload_progress"]
+    assert progress and all(d["session_id"] == res["session_id"] for d in progress)
+
+
+def test_cli_prints_flagged_findings(server: ServerProcess, tmp_path: Path) -> None:
+    pdf = tmp_path / "linked.pdf"
+    doc = pikepdf.new()
+    page = doc.add_blank_page(page_size=(612, 792))
+    link = Dictionary(Type=Name.Annot, Subtype=Name.Link, Rect=Array([72, 600, 300, 640]),
+                      A=Dictionary(S=Name.URI, URI=String("https://example.com/landing?id=42")))
+    page.obj.Annots = Array([doc.make_indirect(link)])
+    doc.save(pdf)
+    run = cli(str(pdf), "--server", server.base_url, state=tmp_path / "state")
+    assert run.returncode == 0, run.stderr
+    first, *findings = run.stdout.splitlines()
+    assert first.startswith(f"{pdf}: document ") and ", flagged: " in first
+    assert any(line.startswith("  uri: ") and "https://example.com/landing?id=42" in line for line in findings), \
+        findings
+
+
+def test_cli_sigint_exits_130_and_keeps_the_state(server: ServerProcess, tmp_path: Path) -> None:
+    pdf = tmp_path / "interrupted.pdf"
+    make_pdf(pdf, 40 * MIB, seed=16)
+    state_dir = tmp_path / "state"
+    proc = subprocess.Popen([*CLI, str(pdf), "--server", server.base_url, "--state-dir", str(state_dir),
+                             "--parallel", "1", "--limit-rate", "8M", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline and proc.poll() is None and not acked(state_dir):
+            time.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted: `pdf-upload resume` continues" in err
+    assert acked(state_dir), "the local state is kept for `pdf-upload resume`"
+    run = cli("resume", "--json", state=state_dir)
+    assert run.returncode == 0 and results(run.stdout)[0]["resumed"] is True, run.stderr
+
+
+def acked(state_dir: Path) -> list[int]:
+    for f in state_dir.glob("*.json"):
+        try:
+            return list(json.loads(f.read_text()).get("acked", []))
+        except (OSError, ValueError):
+            continue
+    return []
