@@ -12,6 +12,7 @@ never import anything from the web framework.
     ├── IntegrityFailed         422 integrity_failed
     ├── InvalidPdf              422 invalid_pdf
     ├── SecurityRejected        422 security_rejected
+    ├── InspectionLimit         422 inspection_limit_exceeded (the file needs more memory or time to inspect)
     ├── NotAPdf                 415 not_a_pdf
     ├── FileTooLarge            413 file_too_large
     ├── RequestTooLarge         413 request_too_large  (a body over the endpoint's cap)
@@ -46,6 +47,10 @@ class UploadError(Exception):
         self.message = message
         self.retry_after = retry_after
         self.extra: dict[str, Any] = extra
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles whole (the sandbox hands refusals from a child process to the server)."""
+        return (_rebuild, (type(self), self.message, self.retry_after, self.extra))
 
     def body(self) -> dict[str, Any]:
         """The JSON envelope of ``API.md``."""
@@ -82,6 +87,12 @@ class InvalidPdf(UploadError):
 
 class SecurityRejected(UploadError):
     code, status = "security_rejected", 422
+
+
+class InspectionLimit(UploadError):
+    """The deep inspection ran out of its memory or time allowance (``limit``)."""
+
+    code, status = "inspection_limit_exceeded", 422
 
 
 class NotAPdf(UploadError):
@@ -151,3 +162,7 @@ class QuotaExceeded(UploadError):
     """507 as WebDAV quotas use it (RFC 4331): the server will not store more for this owner."""
 
     code, status = "upload_quota_exceeded", 507
+
+
+def _rebuild(cls: type[UploadError], message: str, retry_after: int | None, extra: dict[str, Any]) -> UploadError:
+    return cls(message, retry_after=retry_after, **extra)
