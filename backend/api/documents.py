@@ -32,11 +32,18 @@ async def get_document(doc_id: DocId, svc: Services = Depends(services), who: st
 
 @router.get("/{doc_id}/file", response_class=FileResponse, responses=NOT_FOUND)
 async def get_file(doc_id: DocId, svc: Services = Depends(services), who: str = Depends(owner)) -> FileResponse:
-    """The stored PDF, byte-exact, with `Range` support."""
+    """The stored PDF, byte-exact, with `Range` support. `HEAD` answers the same headers
+    (size, `ETag`, `Content-Disposition`) without the body."""
     doc, path = await svc.documents.file_path(who, doc_id)
     # sanitized again: records stored before names were sanitized reach a header here
     return FileResponse(path, media_type="application/pdf", filename=sanitize_filename(doc.filename),
                         headers={"ETag": f'"{doc.sha256}"', "Cache-Control": "private, max-age=0"})
+
+
+# Out of the schema: GET's operation documents it, and one path with two operations of
+# the same response would only repeat it. FileResponse sends no body for HEAD.
+router.add_api_route("/{doc_id}/file", get_file, methods=["HEAD"], response_class=FileResponse,
+                     include_in_schema=False, name="head_file")
 
 
 @router.delete("/{doc_id}", responses=NOT_FOUND)

@@ -49,3 +49,18 @@ async def test_shared_bytes_survive_one_delete(api: Api, small_pdf: bytes) -> No
 async def test_bad_ids(api: Api) -> None:
     envelope(await api.http.get("/api/documents/999"), "not_found", 404)
     envelope(await api.http.get("/api/documents/abc"), "invalid_request", 422)
+
+
+async def test_head_file_is_get_without_the_body(api: Api, small_pdf: bytes) -> None:
+    doc = await _store(api, small_pdf)
+    url = f"/api/documents/{doc['id']}/file"
+    get, head = await api.http.get(url), await api.http.head(url)
+    assert head.status_code == 200 and head.content == b""
+    for name in ("content-type", "content-length", "etag", "content-disposition", "accept-ranges", "cache-control"):
+        assert head.headers[name] == get.headers[name], name
+    assert int(head.headers["content-length"]) == len(small_pdf)
+    ranged = await api.http.head(url, headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206 and ranged.content == b""
+    assert ranged.headers["content-range"] == f"bytes 100-199/{len(small_pdf)}"
+    assert (await api.http.head("/api/documents/999/file")).status_code == 404
+    assert "head" not in (await api.http.get("/openapi.json")).json()["paths"]["/api/documents/{doc_id}/file"]
