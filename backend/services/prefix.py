@@ -14,6 +14,10 @@ server's handle on them (offset and scan summary as last reported).
   the verified prefix in the same single pass. Runs after a restart and on ``/resume``.
 - ``finish``: the whole-file digest and the scan's findings and summary, at the end.
 
+The commit, catch-up or rebuild that brings the prefix to the end of the file also
+finishes the scan there (in the worker, in the same operation): the findings only the end
+reveals come with it, to be judged before that chunk is answered.
+
 Catch-up and rebuild hold the session's ``prefix_lock``. Findings go to ``on_findings``,
 which may fail the session. A worker that died took its states with it: the session's
 prefix becomes ``None`` and is rebuilt from the bytes when next needed.
@@ -77,7 +81,7 @@ class PrefixService:
             self.discard(fork_id)
             return []
         try:
-            adopted, findings, progress = await self.lane.ask("commit", prefix.id, fork_id)
+            adopted, findings, progress = await self.lane.ask("commit", prefix.id, fork_id, live.session.file_size)
         except LaneError:
             self._lost(live, prefix)
             return []
@@ -116,7 +120,8 @@ class PrefixService:
                     return
                 try:
                     ok, findings, progress = await self.lane.ask(
-                        "catch_up", prefix.id, live.id, s.chunk_size * chunk_id, s.chunk_length(chunk_id), expected)
+                        "catch_up", prefix.id, live.id, s.chunk_size * chunk_id, s.chunk_length(chunk_id), expected,
+                        s.file_size)
                 except LaneError:
                     self._lost(live, prefix)
                     return

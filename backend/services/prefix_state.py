@@ -17,7 +17,9 @@ class PrefixScanner(Protocol):
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Any]: ...
 
-    def finish(self) -> list[Any]: ...
+    def finish(self) -> list[Any]:
+        """End of file: the findings that are new. Idempotent: a second call returns none."""
+        ...
 
     def copy(self) -> PrefixScanner: ...
 
@@ -50,6 +52,7 @@ class PrefixState:
         return self.scanner.feed(data) if self.scanner is not None else []
 
     def finish(self) -> list[Any]:
+        """The file's end: the scanner's last findings. Idempotent (the scanner's is)."""
         return self.scanner.finish() if self.scanner is not None else []
 
     def hexdigest(self) -> str:

@@ -17,6 +17,11 @@ every session's prefix state. The server tells it what happened, in order, over 
   is read back and checked against its recorded SHA-256 before it is fed.
 - ``rebuild``: verify every recorded chunk and rebuild the state over the verified prefix.
 - ``finish``: the whole-file digest, every finding and the scan's summary.
+
+``commit``, ``catch_up`` and ``rebuild`` are told where the file ends: the operation that
+brings the state there also finishes the scan, so what the scanner held back for its
+look-ahead (the file's last 16 KiB), and what only the end reveals (trailing data, no
+``%%EOF``), is answered with the chunk that completed the file, not at ``finish``.
 - ``drop``: the state (or fork) is no longer needed.
 
 :class:`PrefixWorker` is plain, synchronous and single-threaded; :mod:`.prefix_lane` runs
@@ -67,6 +72,12 @@ class PrefixWorker:
     def _progress(self, state: PrefixState) -> Progress:
         return state.offset, state.scan_summary()
 
+    @staticmethod
+    def _at_end(state: PrefixState, end: int) -> list[Any]:
+        """The scan's last findings if the state has reached ``end`` (the file's size);
+        the scanner's ``finish`` is idempotent, so a later ``finish`` adds none."""
+        return state.finish() if state.offset == end else []
+
     def open(self, state_id: int) -> None:
         self.states[state_id] = PrefixState(self.scanner_factory())
 
@@ -97,10 +108,11 @@ class PrefixWorker:
         if self._feed(fork.upload_id, fork.state, fork.state.offset, length, fork.findings) != length:
             fork.good = False
 
-    def commit(self, state_id: int, fork_id: int) -> tuple[bool, list[Any], Progress | None]:
+    def commit(self, state_id: int, fork_id: int, end: int) -> tuple[bool, list[Any], Progress | None]:
         """The chunk checked out: its fork, fed to the end, becomes the state if it saw
-        every byte and the state still ends where it began. Returns (adopted, the fork's
-        findings if so, the state's progress)."""
+        every byte and the state still ends where it began (then, if the state now ends at
+        ``end``, the scan is finished). Returns (adopted, the fork's findings if so, the
+        state's progress)."""
         fork = self.forks.pop(fork_id)
         if fork.good and fork.written > fork.state.offset:
             self._feed_fork(fork, fork.written - fork.state.offset)
@@ -110,7 +122,7 @@ class PrefixWorker:
         if not fork.good or state.offset != fork.start:
             return False, [], self._progress(state)
         state.adopt(fork.state)
-        return True, fork.findings, self._progress(state)
+        return True, fork.findings + self._at_end(state, end), self._progress(state)
 
     def discard(self, fork_id: int) -> None:
         self.forks.pop(fork_id, None)
@@ -118,14 +130,17 @@ class PrefixWorker:
     # -- read back from the store ------------------------------------------------------
 
     def catch_up(self, state_id: int, upload_id: str, offset: int, length: int,
-                 expected: str) -> tuple[bool, list[Any], Progress | None]:
-        """Feed one recorded chunk into the state; commit only if it hashes right."""
+                 expected: str, end: int) -> tuple[bool, list[Any], Progress | None]:
+        """Feed one recorded chunk into the state; commit only if it hashes right (and
+        finish the scan if the state then ends at ``end``)."""
         state = self.states.get(state_id)
         if state is None:
             return False, [], None
         if state.offset != offset:
             return True, [], self._progress(state)  # fed already (a fork was adopted)
         ok, findings = self._feed_checked(upload_id, state, offset, length, expected)
+        if ok:
+            findings += self._at_end(state, end)
         return ok, findings, self._progress(state)
 
     def rebuild(self, state_id: int, upload_id: str, recorded: dict[int, str], chunk_size: int,
@@ -151,10 +166,12 @@ class PrefixWorker:
             if not ok:
                 bad.append(chunk_id)
                 contiguous = False
+        findings += self._at_end(state, file_size)
         return bad, findings, self._progress(state)
 
     def finish(self, state_id: int) -> tuple[str, list[Any], dict[str, Any], int]:
-        """(whole-file SHA-256 so far, every finding, scan summary, offset) at the end."""
+        """(whole-file SHA-256 so far, every finding, scan summary, offset) at the end;
+        the scan may have been finished already (by the operation that reached the end)."""
         state = self.states[state_id]
         state.finish()
         scanner: Any = state.scanner

@@ -48,7 +48,7 @@ async def test_a_fork_fed_block_by_block_is_adopted_and_finished(lane: PrefixLan
     lane.tell("fork", 7, prefix.id)
     for offset in range(0, len(data), 512 << 10):  # as the writer thread tells it
         lane.tell("fork_feed", 7, "u1", offset, min(512 << 10, len(data) - offset))
-    adopted, findings, progress = await lane.ask("commit", prefix.id, 7)
+    adopted, findings, progress = await lane.ask("commit", prefix.id, 7, len(data))
     prefix.update(progress)
     assert adopted and findings == [] and prefix.offset == len(data)
     assert prefix.scan_summary()["header_version"] == "1.7"
@@ -63,7 +63,7 @@ async def test_a_fork_that_skips_bytes_is_not_good(lane: PrefixLane, tmp_path: P
     lane.tell("fork", 1, prefix.id)
     lane.tell("fork_feed", 1, "u2", 100, 100)  # not where the prefix ends
     # the state still ends where the fork began: only the spoilt fork keeps it out
-    adopted, findings, progress = await lane.ask("commit", prefix.id, 1)
+    adopted, findings, progress = await lane.ask("commit", prefix.id, 1, 4105)
     assert not adopted and findings == [] and progress[0] == 0
 
 
