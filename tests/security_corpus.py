@@ -226,8 +226,8 @@ def build_corpus(root: Path) -> dict[str, Sample]:
     _embedded_txt(pdf)
     _save(pdf, add("embedded_txt", _kinds("embedded_file"), _kinds("embedded_file")), objstm=True)
 
-    add("obfuscated_names", _kinds("javascript", "open_action", "obfuscated_name"),
-        _kinds("javascript", "open_action")).write_bytes(_obfuscated())
+    add("obfuscated_names", _kinds("javascript", "open_action", "obfuscated_name"),  # its page: no /Resources
+        _kinds("javascript", "open_action", "damaged")).write_bytes(_obfuscated())
     add("split_keyword", _kinds("javascript", "open_action"),
         _kinds("javascript", "open_action")).write_bytes(_split_keyword())
     clean = (root / "clean_multipage.pdf").read_bytes()
@@ -236,9 +236,9 @@ def build_corpus(root: Path) -> dict[str, Sample]:
     add("header_garbage_far", _kinds(), "NotAPdf").write_bytes(b"x" * 2000 + clean)
     add("trailing_data", _kinds("trailing_data"), _kinds()).write_bytes(
         clean + b"PK\x03\x04" + random.Random(2).randbytes(600))
-    add("trailing_data_far", _kinds("trailing_data"), "InvalidPdf").write_bytes(
+    add("trailing_data_far", _kinds("trailing_data"), _kinds("damaged")).write_bytes(
         clean + b"PK\x03\x04" + random.Random(2).randbytes(4000))
-    add("truncated", _kinds("missing_eof"), "InvalidPdf").write_bytes(clean[: len(clean) * 3 // 5])
+    add("truncated", _kinds("missing_eof"), _kinds("damaged")).write_bytes(clean[: len(clean) * 3 // 5])
     add("not_a_pdf", _kinds(), "NotAPdf").write_bytes(random.Random(4).randbytes(3000))
     add("bomb", _kinds(), "SecurityRejected").write_bytes(_bomb(objstm=False))
     add("bomb_objstm", _kinds("object_stream"), "SecurityRejected").write_bytes(_bomb(objstm=True))

@@ -1,39 +1,55 @@
 """How big a PDF stream is once decoded, found without ever holding it in memory.
 
-The decompression-bomb guard of :mod:`backend.services.pdf.inspect`. Flate chains (with
-ASCII-hex/85 before them) are inflated incrementally, output discarded, stopping as
-soon as a cap is passed. Image codecs are sized from ``/Width``, ``/Height``,
-``/BitsPerComponent`` and the colour components. Filters that can expand a lot but are
-not streamed here (LZW, RunLength) are decoded by qpdf only when their worst-case
-expansion fits the cap, and refused otherwise.
+The decompression-bomb guard of :mod:`backend.services.pdf.inspect`. A stream's filter
+chain is decoded, a piece at a time and output discarded, by the decoders of
+:mod:`backend.services.pdf.filters` (Flate, ASCII-hex/85, LZW, RunLength), stopping at
+the first byte past the limit: what is refused really decodes past it.
+
+Image codecs (DCT, JPX, JBIG2, CCITT) and filters we do not know end the chain: we
+never decode them, so their output is not a size we produce. An image's declared
+``/Width`` x ``/Height`` x components is reported as :attr:`Decoded.declared`, for a
+``huge_image`` flag, never as a refusal here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import zlib
+import functools
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Final
 
 import pikepdf
 
+from backend.services.pdf.filters import DECODERS, Decoder, lzw
+
 FLATE: Final = frozenset({"/FlateDecode", "/Fl"})
-_ASCII: Final = frozenset({"/ASCIIHexDecode", "/AHx", "/ASCII85Decode", "/A85"})
-_IMAGE_CODECS: Final = frozenset({"/DCTDecode", "/DCT", "/JPXDecode", "/JBIG2Decode",
-                                  "/CCITTFaxDecode", "/CCF"})
-#: Worst-case expansion of filters decoded in memory by qpdf (LZW: a 12-bit code table
-#: restarting every 3839 codes emits at most ~7.4 MB per 5.8 KB).
-_EXPANSION: Final = {"/LZWDecode": 1300, "/LZW": 1300, "/RunLengthDecode": 64, "/RL": 64}
+IMAGE_CODECS: Final = frozenset({"/DCTDecode", "/DCT", "/JPXDecode", "/JBIG2Decode",
+                                 "/CCITTFaxDecode", "/CCF"})
 _COMPONENTS: Final = {"/DeviceGray": 1, "/CalGray": 1, "/G": 1, "/DeviceRGB": 3, "/CalRGB": 3,
                       "/RGB": 3, "/Lab": 3, "/DeviceCMYK": 4, "/CMYK": 4}
-_IN: Final = 1 << 16  # compressed bytes per zlib call
-_OUT: Final = 1 << 20  # decompressed bytes per zlib call
-_MAX_LAYERS: Final = 8  # nested Flate filters; real files use one, rarely two
+_MAX_LAYERS: Final = 8  # decoded filters in one chain; real files use one, rarely two
 
 
 class TooBig(Exception):
-    """The stream decodes to more than the cap, or its size cannot be bounded."""
+    """The stream decodes past a limit (``reached`` bytes, ``limit`` bytes, ``why``:
+    ``"cap"`` or ``"ratio"``), or it cannot be measured at all (``limit`` 0)."""
+
+    def __init__(self, message: str, *, filters: tuple[str, ...] = (), reached: int = 0, limit: int = 0,
+                 why: str = "") -> None:
+        super().__init__(message)
+        self.filters = filters
+        self.reached = reached
+        self.limit = limit
+        self.why = why
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """``size``: bytes the filters we decode produce (the encoded length when there are
+    none); ``declared``: an image codec's declared decoded size, when the chain ends in one."""
+
+    size: int
+    declared: int | None = None
 
 
 def filter_names(stream: pikepdf.Stream) -> list[str]:
@@ -50,7 +66,9 @@ def _int(value: object) -> int | None:
     return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _image_size(d: pikepdf.Dictionary) -> int | None:
+def declared_image_size(d: pikepdf.Dictionary) -> int | None:
+    """What an image's ``/Width``, ``/Height``, components and bits per component add up
+    to, unpacked (``None`` when the dictionary does not say)."""
     w, h = _int(d.get("/Width")), _int(d.get("/Height"))
     if w is None or h is None or w < 0 or h < 0:
         return None
@@ -79,130 +97,89 @@ def inflated_size(data: bytes | Iterable[bytes], layers: int, cap: int) -> int:
     """Size of ``data`` (bytes, or pieces of it) after ``layers`` rounds of zlib
     inflation; raises :class:`TooBig` past ``cap``. Corrupt data counts what inflated
     before the error."""
-    decoders = [zlib.decompressobj() for _ in range(layers)]
+    return _measure([data] if isinstance(data, bytes) else data, [DECODERS["/FlateDecode"]] * layers, cap)
+
+
+def _measure(pieces: Iterable[bytes], decoders: list[Decoder], limit: int) -> int:
+    for decode in decoders:
+        pieces = decode(pieces)
     total = 0
-
-    def push(level: int, chunk: bytes) -> None:
-        nonlocal total
-        if level == layers:
-            total += len(chunk)
-            if total > cap:
-                raise TooBig(f"decodes to more than {cap} bytes")
-            return
-        d = decoders[level]
-        while chunk and not d.eof:
-            push(level + 1, d.decompress(chunk, _OUT))
-            chunk = d.unconsumed_tail
-
-    pieces = [data] if isinstance(data, bytes) else data
-    try:
-        for piece in pieces:
-            view = memoryview(piece)
-            for i in range(0, len(view), _IN):
-                if decoders[0].eof:
-                    return total
-                push(0, bytes(view[i:i + _IN]))
-    except zlib.error:
-        pass
+    for piece in pieces:
+        total += len(piece)
+        if total > limit:
+            raise TooBig(f"decodes to more than {limit} bytes", reached=total, limit=limit)
     return total
 
 
-def _ascii_decode(data: bytes, name: str) -> bytes:
-    try:
-        if name in ("/ASCIIHexDecode", "/AHx"):
-            hexdigits = bytes(c for c in data.split(b">")[0] if chr(c) in "0123456789abcdefABCDEF")
-            return binascii.unhexlify(hexdigits + b"0" * (len(hexdigits) % 2))
-        body = data.strip()
-        body = body[2:] if body.startswith(b"<~") else body
-        return base64.a85decode(body.split(b"~>")[0], adobe=False, ignorechars=b" \t\n\r\x0c\x00")
-    except ValueError:
-        return b""
+def _decoder(name: str, parms: object) -> Decoder:
+    if name in ("/LZWDecode", "/LZW") and isinstance(parms, pikepdf.Dictionary) \
+            and _int(parms.get("/EarlyChange")) == 0:
+        return functools.partial(lzw, early_change=0)
+    return DECODERS[name]
 
 
-def _encoded_length(stream: pikepdf.Stream) -> int | None:
-    return _int(stream.stream_dict.get("/Length"))
+def _parms(stream: pikepdf.Stream, count: int) -> list[object]:
+    p = stream.stream_dict.get("/DecodeParms", stream.stream_dict.get("/DP"))
+    if isinstance(p, pikepdf.Array):
+        return [p[i] if i < len(p) else None for i in range(count)]
+    parms: list[object] = [p]
+    return parms + [None] * (count - 1)
 
 
 def decoded_size(stream: pikepdf.Stream, cap: int, max_ratio: int = 0, ratio_floor: int = 0,
-                 raw_pieces: RawPieces | None = None) -> int:
-    """The decoded size of ``stream`` (image codecs: estimated from the dimensions).
+                 raw_pieces: RawPieces | None = None) -> Decoded:
+    """What ``stream`` decodes to, through the filters we decode (see the module doc).
 
-    Raises :class:`TooBig` if it exceeds ``cap``; or, with ``max_ratio``, if it exceeds
-    ``ratio_floor`` bytes *and* ``max_ratio`` times the encoded size (a bomb); or, for
-    LZW/RunLength data too big to decode safely, if it could exceed the cap. Inflation
-    stops at the first byte past the limit. Unfiltered and image streams are never read;
-    Flate streams over :data:`IN_MEMORY_MAX` are inflated from ``raw_pieces`` when given.
-    """
-    d = stream.stream_dict
-    dl = _int(d.get("/DL"))
-    if dl is not None and dl > cap:
-        raise TooBig(f"declares a decoded length (/DL) of {dl} bytes")
+    Raises :class:`TooBig` once the output passes ``cap``, or, with ``max_ratio``, once
+    it passes both ``ratio_floor`` bytes and ``max_ratio`` times the encoded size (a
+    bomb). Unfiltered streams and chains that start with an image codec are never read;
+    encoded data over :data:`IN_MEMORY_MAX` comes from ``raw_pieces`` when given."""
     filters = filter_names(stream)
-    length = _encoded_length(stream)
-    raw: bytes | None = None
-    if length is None or (length <= IN_MEMORY_MAX or raw_pieces is None) and filters:
+    chain: list[str] = []
+    for name in filters:
+        if name not in DECODERS:
+            break
+        chain.append(name)
+    declared = None
+    if len(chain) < len(filters) and filters[len(chain)] in IMAGE_CODECS:
+        declared = declared_image_size(stream.stream_dict)
+    length = _int(stream.stream_dict.get("/Length"))
+    if not chain:
+        return Decoded(length if length is not None else len(stream.read_raw_bytes()), declared)
+    if len(chain) > _MAX_LAYERS:
+        raise TooBig(f"is encoded {len(chain)} times over", filters=tuple(chain))
+    pieces: Iterable[bytes]
+    if length is not None and length > IN_MEMORY_MAX and raw_pieces is not None:
+        pieces = raw_pieces(stream)
+    else:
         raw = stream.read_raw_bytes()
-        length = len(raw)
+        length, pieces = len(raw), [raw]
     limit = cap if not max_ratio else min(cap, max(ratio_floor, length * max_ratio))
-
-    def checked(size: int) -> int:
-        if size > limit:
-            raise TooBig(f"decodes to {size} bytes from {length}")
-        return size
-
-    if not filters:
-        return length
-    if any(f in _IMAGE_CODECS for f in filters):
-        size = _image_size(d)
-        return checked(size) if size is not None else length
-    if all(f in FLATE or f in _ASCII for f in filters):
-        if raw is None and any(f in _ASCII for f in filters):
-            raise TooBig(f"is a {length}-byte ASCII-encoded stream, too big to decode here")
-        layers = sum(1 for f in filters if f in FLATE)
-        if layers > _MAX_LAYERS:
-            raise TooBig(f"is compressed {layers} times over")
-        data: bytes | Iterable[bytes]
-        if raw is None:
-            assert raw_pieces is not None
-            data = raw_pieces(stream)
-        else:
-            data = raw
-            while filters and filters[0] in _ASCII:
-                data = _ascii_decode(data, filters.pop(0))
-        try:
-            if not layers:  # ASCII filters only: decoded in memory above
-                return len(data) if isinstance(data, bytes) else length
-            return inflated_size(data, layers, limit)
-        except TooBig:
-            raise TooBig(f"decodes to more than {limit} bytes from {length}") from None
-    if all(f in FLATE or f in _ASCII or f in _EXPANSION for f in filters):
-        bound = length
-        for f in filters:
-            bound *= _EXPANSION.get(f, 1032 if f in FLATE else 1)
-        if bound > cap:
-            raise TooBig(f"uses {'/'.join(filters)}, whose output cannot be bounded below the cap")
-        return checked(len(stream.read_bytes()))
-    return length  # unknown or crypt filters: not decodable here
+    decoders = [_decoder(name, parms) for name, parms in zip(chain, _parms(stream, len(chain)))]
+    try:
+        return Decoded(_measure(pieces, decoders, limit), declared)
+    except TooBig as exc:
+        raise TooBig(f"decodes to more than {limit} bytes from {length}", filters=tuple(chain),
+                     reached=exc.reached, limit=limit, why="cap" if limit == cap else "ratio") from None
 
 
 def head_bytes(stream: pikepdf.Stream, n: int, raw_pieces: RawPieces | None = None) -> bytes:
-    """The first ``n`` decoded bytes of a stream (unfiltered or Flate only), else b"".
-    A big stream is not read whole when ``raw_pieces`` can give its first block."""
+    """The first ``n`` decoded bytes of a stream whose filters we all decode, else b"".
+    Only as much is read and decoded as those bytes need."""
     filters = filter_names(stream)
-    length = _encoded_length(stream)
+    if any(f not in DECODERS for f in filters):
+        return b""
+    length = _int(stream.stream_dict.get("/Length"))
+    pieces: Iterable[bytes]
     if raw_pieces is not None and length is not None and length > IN_MEMORY_MAX:
-        raw = next(iter(raw_pieces(stream)), b"")[:_IN]
+        pieces = raw_pieces(stream)
     else:
-        raw = stream.read_raw_bytes()
-    if not filters:
-        return raw[:n]
-    if all(f in FLATE for f in filters):
-        out = raw
-        try:
-            for layer in range(len(filters)):
-                last = layer == len(filters) - 1
-                out = zlib.decompressobj().decompress(out[:_IN], n if last else _OUT)
-        except zlib.error:
-            return b""
-        return out[:n]
-    return b""
+        pieces = [stream.read_raw_bytes()]
+    for decode in [_decoder(f, p) for f, p in zip(filters, _parms(stream, len(filters)))]:
+        pieces = decode(pieces)
+    out = bytearray()
+    for piece in pieces:
+        out += piece[:n - len(out)]
+        if len(out) >= n:
+            break
+    return bytes(out)

@@ -36,6 +36,10 @@ FINDING_KINDS: dict[str, str] = {
     "trailing_data": "data after the last %%EOF beyond a little whitespace",
     "missing_eof": "no %%EOF marker outside stream data",
     "header_offset": "bytes before the %PDF- header",
+    "damaged": "the file is damaged; qpdf repaired it when reading it",
+    "huge_image": "an image that declares a huge unpacked size (width x height x colours)",
+    "decompression_bomb": "a stream that decodes past the size limits (a limit: always refused)",
+    "resource_limit": "more pages or objects than the server's limits (a limit: always refused)",
 }
 
 

@@ -5,7 +5,8 @@ A :class:`SecurityPolicy` sorts finding kinds (:data:`FINDING_KINDS`) into *reje
 the rest (ignored). It works the same on streaming findings
 (:mod:`backend.services.pdf.scan`) and deep ones (:mod:`backend.services.pdf.inspect`).
 
-Defaults: reject JavaScript, launch actions, XFA forms and executable-looking embedded
+The server's limits (``decompression_bomb``, ``resource_limit``) always reject: a policy
+cannot flag them. Defaults: reject JavaScript, launch actions, XFA forms and executable-looking embedded
 files (``embedded_executable``; plain ``embedded_file`` is only flagged), and
 ``password_protected`` files, whose content cannot be inspected (fail closed); flag every
 other kind. A kind the policy does not know (a newer scanner) is flagged, never ignored.
@@ -23,9 +24,11 @@ from backend.services.pdf.findings import FINDING_KINDS, Finding
 
 Verdict = Literal["clean", "flagged", "rejected"]
 
+#: Findings that report a limit of the server, not a feature of the file: always refused.
+LIMIT_KINDS: Final = frozenset({"decompression_bomb", "resource_limit"})
 DEFAULT_REJECT_KINDS: Final = frozenset({
     "javascript", "launch", "xfa", "embedded_executable", "password_protected",
-})
+}) | LIMIT_KINDS
 
 
 def _default_flags() -> frozenset[str]:
@@ -51,6 +54,7 @@ class SecurityPolicy:
         if unknown:
             raise ValueError(f"unknown finding kinds: {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(FINDING_KINDS))}")
+        rejects |= LIMIT_KINDS
         return cls(rejects, flags - rejects)
 
     def level(self, kind: str) -> Literal["reject", "flag", "ignore"]:

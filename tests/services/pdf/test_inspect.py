@@ -30,9 +30,6 @@ MANIFEST_KINDS: dict[str, str] = {
     "annot /FileAttachment": "embedded_file", "annot /Screen": "multimedia",
     "annot /RichMedia": "rich_media", "/RichMediaContent": "rich_media", "/JBIG2Decode": "jbig2",
 }
-#: Opens with pikepdf but we refuse it: it ends 2 KB past its last %%EOF without a
-#: startxref (qpdf's "recover" test): InvalidPdf by the last-1024-bytes rule.
-REFUSED_THOUGH_QPDF_OPENS = {"qpdf__qpdf__qtest__qpdf__recover-xref-stream.pdf"}
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +91,11 @@ def test_bombs_and_limits(corpus: dict[str, Sample]) -> None:
 
 @needs_shared_corpus
 def test_refusals(corpus: dict[str, Sample], tmp_path: Path) -> None:
-    with pytest.raises(errors.InvalidPdf, match="%%EOF"):
-        inspect_pdf(corpus["truncated"].path)
+    truncated = inspect_pdf(corpus["truncated"].path)  # qpdf repairs it: stored, flagged
+    assert truncated.damaged and "damaged" in truncated.kinds
+    assert "end-of-file marker (%%EOF) is missing" in next(f.detail for f in truncated.findings if f.kind == "damaged")
+    with pytest.raises(errors.InvalidPdf, match="STREAMING_REJECT_DAMAGED"):
+        inspect_pdf(corpus["truncated"].path, InspectLimits(reject_damaged=True))
     with pytest.raises(errors.NotAPdf):
         inspect_pdf(corpus["not_a_pdf"].path)
     broken = tmp_path / "broken.pdf"
@@ -125,7 +125,7 @@ def test_cycles_and_deep_nesting(tmp_path: Path) -> None:
     out += b"trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref
     path = tmp_path / "cycle.pdf"
     path.write_bytes(bytes(out))
-    assert inspect_pdf(path).kinds == {"javascript"}
+    assert inspect_pdf(path).kinds == {"javascript", "damaged"}  # damaged: its page has no /Resources
     assert inspect_pdf(SHARED_DIR / "pikepdf__tests__resources__cyclic-toc.pdf").page_count == 1
 
 
@@ -141,7 +141,7 @@ def test_shared_corpus_matches_the_manifest() -> None:
     problems = []
     for name, info in sorted(MANIFEST.items()):
         path = SHARED_DIR / name
-        if name in REFUSED_THOUGH_QPDF_OPENS or not info["opens_with_pikepdf"]:
+        if not info["opens_with_pikepdf"]:
             try:
                 result = inspect_pdf(path)
             except (errors.InvalidPdf, errors.NotAPdf):
@@ -165,7 +165,9 @@ def test_shared_corpus_matches_the_manifest() -> None:
             if not ok:
                 problems.append((name, key))
         expected = {MANIFEST_KINDS[k] for k in deep if k in MANIFEST_KINDS}
-        extra = found - expected - {"encrypted", "embedded_executable"}
+        if info.get("damaged") and "damaged" not in found:
+            problems.append((name, "damaged, not flagged"))
+        extra = found - expected - {"encrypted", "embedded_executable", "damaged"}
         if extra:
             problems.append((name, f"unexpected {sorted(extra)}"))
     assert not problems

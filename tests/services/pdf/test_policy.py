@@ -9,7 +9,7 @@ import pytest
 from backend.services.pdf.findings import FINDING_KINDS, Finding
 from backend.services.pdf.inspect import inspect_pdf
 from backend.services.pdf.scan import PdfStreamScanner
-from backend.services.pdf.policy import DEFAULT_REJECT_KINDS, SecurityPolicy
+from backend.services.pdf.policy import DEFAULT_REJECT_KINDS, LIMIT_KINDS, SecurityPolicy
 from tests.security_corpus import Sample, session_corpus
 
 
@@ -25,7 +25,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Sample]:
 def test_defaults() -> None:
     policy = SecurityPolicy()
     assert policy.reject_kinds == {"javascript", "launch", "xfa", "embedded_executable",
-                                   "password_protected"} == DEFAULT_REJECT_KINDS
+                                   "password_protected", "decompression_bomb", "resource_limit"} == DEFAULT_REJECT_KINDS
     assert policy.flag_kinds == set(FINDING_KINDS) - DEFAULT_REJECT_KINDS
     assert policy.level("embedded_file") == "flag"
     assert policy.level("embedded_executable") == "reject"
@@ -50,6 +50,7 @@ def test_from_lists() -> None:
     assert quiet.verdict([f("uri"), f("xfa")]) == "clean"
     both = SecurityPolicy.from_lists(reject=["uri"], flag=["uri", "acroform"])
     assert both.flag_kinds == {"acroform"} and both.level("uri") == "reject"
+    assert SecurityPolicy.from_lists(reject=[], flag=["decompression_bomb"]).level("decompression_bomb") == "reject"
     with pytest.raises(ValueError, match="javscript"):
         SecurityPolicy.from_lists(reject=["javscript"])
 
@@ -57,7 +58,7 @@ def test_from_lists() -> None:
 def test_to_dict() -> None:
     data = SecurityPolicy.from_lists(reject=["javascript"], flag=["uri"]).to_dict()
     assert json.loads(json.dumps(data)) == data
-    assert data["reject_kinds"] == ["javascript"] and data["flag_kinds"] == ["uri"]
+    assert data["reject_kinds"] == sorted({"javascript"} | LIMIT_KINDS) and data["flag_kinds"] == ["uri"]
     assert "launch" in data["ignored_kinds"] and data["kinds"]["uri"] == FINDING_KINDS["uri"]
 
 
