@@ -138,16 +138,28 @@ class AssemblyService:
             raise
         await saving
         self.prefix.schedule_catch_up(live)
+        if s.complete:
+            # The last chunk recorded answers for the ones that came ahead of a gap: the
+            # catch-up reads them to the end of the file, where the scan is finished, and
+            # what it refuses is refused here (/complete would wait for it anyway).
+            await self.prefix.wait_caught_up(live)
+            self._ensure_not_refused(live)
         await self.sessions.save(live)  # nothing to write unless the findings changed it
         self.reporter.chunk_recorded(live, chunk_id)
         return self._result(live, chunk_id, duplicate=False)
 
     @staticmethod
-    def _ensure_open(live: LiveSession) -> None:
-        """Chunks are taken only while uploading; a session the scan refused says why."""
+    def _ensure_not_refused(live: LiveSession) -> None:
+        """A session the scan refused says why (``SecurityRejected``)."""
         s = live.session
         if s.status == FAILED and s.error and s.error.get("error") == SecurityRejected.code:
             raise SecurityRejected(s.error["message"], findings=s.error.get("findings", []))
+
+    @classmethod
+    def _ensure_open(cls, live: LiveSession) -> None:
+        """Chunks are taken only while uploading; a session the scan refused says why."""
+        s = live.session
+        cls._ensure_not_refused(live)
         if s.status != UPLOADING:
             raise SessionNotActive(f"session {s.session_id} is {s.status}")
 

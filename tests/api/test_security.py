@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from backend.services.progress import Envelope
-from backend.services.pdf.policy import DEFAULT_REJECT_KINDS
+from backend.services.pdf.policy import DEFAULT_REJECT_KINDS, LIMIT_KINDS
 from backend.settings import Settings, temp_settings
 from tests.conftest import MIB, Api
 from tests.security_corpus import Sample, session_corpus
+from tests.services.test_prefix_worker import tail_javascript
 
 CS = 2 * MIB
 
@@ -153,7 +154,7 @@ async def test_policy_is_configurable(tmp_path: Any) -> None:
 
     settings = temp_settings(tmp_path, security_reject_kinds="uri,javascript", security_flag_kinds="")
     validation = ValidationService(settings, None, None)  # type: ignore[arg-type]
-    assert validation.policy.reject_kinds == {"uri", "javascript"} and not validation.policy.flag_kinds
+    assert validation.policy.reject_kinds == {"uri", "javascript"} | LIMIT_KINDS and not validation.policy.flag_kinds
     with pytest.raises(ValueError):
         ValidationService(temp_settings(tmp_path, security_reject_kinds="javscript"), None, None)  # type: ignore[arg-type]
 
@@ -195,3 +196,73 @@ async def test_a_chunk_racing_the_rejection_hears_why(api: Api, corpus: dict[str
     one, two = await asyncio.gather(api.chunk(sid, 1, data[CS:2 * CS]), api.chunk(sid, 2, data[2 * CS:]))
     assert one.status_code == 422 and one.json()["error"] == "security_rejected"
     assert two.status_code == 200 or two.json()["error"] == "security_rejected", two.text
+
+
+# -- the end of the file: the chunk that completes it answers for its last bytes ----------
+
+
+async def test_javascript_in_the_last_kib_of_a_one_chunk_file_is_refused_on_that_chunk(api: Api) -> None:
+    """The scanner's 16 KiB look-ahead is flushed by the chunk that ends the file, so
+    the refusal is that chunk's answer, not /complete's."""
+    data = tail_javascript(200_000)
+    sid = (await api.initiate(len(data), chunk_size=CS))["session_id"]
+    refused = await api.chunk(sid, 0, data)
+    assert refused.status_code == 422 and refused.json()["error"] == "security_rejected", refused.text
+    assert any(f["kind"] == "javascript" for f in refused.json()["findings"]), refused.text
+    assert (await api.complete(sid)).json()["error"] == "security_rejected"
+    assert not (api.svc.settings.partial_dir / f"{sid}.part").exists()
+
+
+@pytest.mark.parametrize("order", [[0, 1, 2], [2, 0, 1], [1, 0, 2]], ids=["in-order", "final-first", "final-last"])
+async def test_the_chunk_that_completes_the_prefix_is_refused_for_the_tail(api: Api, order: list[int]) -> None:
+    """JavaScript in the final chunk's last KiB: whichever chunk's arrival makes the
+    contiguous prefix reach the end of the file is answered 422 (for a final chunk sent
+    ahead of a gap, it is the chunk that fills the gap); the ones before it, 200."""
+    data = tail_javascript(2 * CS + CS // 2)
+    sid = (await api.initiate(len(data), chunk_size=CS))["session_id"]
+    for i in order[:-1]:
+        r = await api.chunk(sid, i, data[i * CS:(i + 1) * CS])
+        assert r.status_code == 200, (i, r.text)
+    last = order[-1]
+    refused = await api.chunk(sid, last, data[last * CS:(last + 1) * CS])
+    assert refused.status_code == 422 and refused.json()["error"] == "security_rejected", refused.text
+    assert any(f["kind"] == "javascript" for f in refused.json()["findings"]), refused.text
+    assert (await api.complete(sid)).json()["error"] == "security_rejected"
+    assert not (api.svc.settings.partial_dir / f"{sid}.part").exists()
+
+
+async def test_a_tail_finding_that_only_flags_is_kept_once(api: Api, tmp_path: Path) -> None:
+    """Trailing data is known only at the end: the last chunk reports it (flagged, 200),
+    and the document lists it once, as the scan finished at that chunk."""
+    from tests.pdfgen import make_pdf
+
+    seen: list[Envelope] = []
+    api.svc.reporter.bus.subscribe(seen.append)
+    path = tmp_path / "clean.pdf"
+    make_pdf(path, 300_000)
+    data = path.read_bytes() + b"\n<!-- appended after the end -->\n"
+    sid = (await api.initiate(len(data), chunk_size=CS))["session_id"]
+    assert (await api.chunk(sid, 0, data)).status_code == 200
+    flagged = [e.event for e in seen if e.event["type"] == "upload_status" and e.event.get("findings")]
+    assert [f["kind"] for e in flagged for f in e["findings"]] == ["trailing_data"], flagged
+    r = await api.complete(sid)
+    assert r.status_code == 200, r.text
+    security = r.json()["document"]["security"]
+    assert security["verdict"] == "flagged"
+    assert [f["kind"] for f in security["findings"]].count("trailing_data") == 1, security
+
+
+async def test_without_the_streaming_scan_the_tail_is_refused_on_completion(tmp_path: Path) -> None:
+    import httpx
+
+    from backend.app import create_app
+
+    app = create_app(temp_settings(tmp_path / "srv", progress_interval_seconds=0, stream_scan=False))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            api = Api(http, app.state.services)
+            data = tail_javascript(200_000)
+            sid = (await api.initiate(len(data), chunk_size=CS))["session_id"]
+            assert (await api.chunk(sid, 0, data)).status_code == 200
+            r = await api.complete(sid)
+            assert r.status_code == 422 and r.json()["error"] == "security_rejected", r.text
