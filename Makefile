@@ -11,10 +11,16 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test test-all test-faults bench bench-compare typecheck clean frontend browser
 
-$(VENV)/.installed: pyproject.toml
+CLIENT := clients/python
+
+# The server with its test tools, then the client (its own distribution: aiohttp, rich).
+# Two steps: replacing an older server install, which owned `pdf-upload`, must not remove
+# the script the client has just installed.
+$(VENV)/.installed: pyproject.toml $(CLIENT)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e ./$(CLIENT)
 	touch $@
 
 install: $(VENV)/.installed
