@@ -59,7 +59,20 @@ class Settings(BaseSettings):
     max_objects: int = Field(1_000_000, gt=0, description="Most objects a stored PDF may have.")
     max_stream_mb: float = Field(256, gt=0, description="Largest decompressed stream (decompression-bomb guard).")
     max_compression_ratio: int = Field(500, gt=0, description="Largest decoded/encoded ratio above 16 MiB.")
-    reject_damaged: bool = Field(False, description="Refuse files qpdf has to repair.")
+    reject_damaged: bool = Field(False, description="Refuse files qpdf has to repair (else they are flagged damaged).")
+    huge_image_mb: float = Field(
+        256, gt=0, description="An image declaring more than this unpacked is flagged huge_image (add huge_image "
+        "to STREAMING_SECURITY_REJECT_KINDS to refuse it).")
+    inspect_memory_mb: float = Field(
+        1536, gt=0, description="Memory the deep inspection of one file may use on top of its process's own; "
+        "a file that needs more is refused (inspection_limit_exceeded).")
+    inspect_timeout_seconds: float = Field(
+        120, gt=0, description="Time the deep inspection of one file may take; a file that needs more is "
+        "refused (inspection_limit_exceeded).")
+    inspect_workers: int = Field(2, ge=1, le=16, description="Deep inspections that run at once.")
+    inspect_isolation: Literal["process", "thread"] = Field(
+        "process", description="Where the deep inspection runs: a child process under the memory and time "
+        "limits, or a thread of the server without them (in-process tests)")
     import_workers: int = Field(1, ge=1, le=8, description="Imports into the document index run at once.")
     index_chunk_tokens: int = Field(512, ge=64, description="Tokens per indexed node (SentenceSplitter).")
     embeddings: bool = Field(True, description="Use the embedding model when the [embeddings] extra is installed.")
@@ -154,6 +167,7 @@ def temp_settings(root: Path | None = None, **overrides: object) -> Settings:
         "data_dir": base / "data",
         "upload_dir": base / "partial",
         "prefix_worker": "thread",  # in-process apps by the hundred: no child process each
+        "inspect_isolation": "thread",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -21,7 +21,8 @@ from backend.services.ratelimit import Rule, SessionRateLimits, SlidingWindowLim
 from backend.services.sessions import SessionService
 from backend.services.stats import StatsService
 from backend.services.tasks import cancel_and_wait
-from backend.services.validation import ValidationService
+from backend.services.pdf.inspect import inspect_pdf
+from backend.services.validation import Inspector, SandboxedInspector, ValidationService
 from backend.services.ws_hub import WebSocketHub
 from backend.settings import Settings
 from backend.storage.file_state import FileStateStore
@@ -80,6 +81,7 @@ class Services:
         self.pool.shutdown(wait=True)
         self.assembly.stream_pool.shutdown(wait=True)
         self.sessions.prefix.lane.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.validation.close)
         self.repo.close()
 
 
@@ -93,7 +95,8 @@ def build_services(settings: Settings) -> Services:
     hub = WebSocketHub()
     bus.subscribe(hub.deliver)
     reporter = ProgressReporter(bus, settings.progress_interval_seconds)
-    validation = ValidationService(settings, pool, reporter)
+    inspector: Inspector = SandboxedInspector(settings) if settings.inspect_isolation == "process" else inspect_pdf
+    validation = ValidationService(settings, pool, reporter, inspector)
     lane = PrefixLane(chunks, validation.scanner_factory, settings.prefix_worker)
     prefix = PrefixService(lane, validation.on_findings)
     sessions = SessionService(settings, states, chunks, prefix, reporter, pool)

@@ -8,9 +8,13 @@ ones on completion, one policy for both.
   told to the session's listeners; a rejecting one fails the session at once (its bytes
   are removed, later chunks get ``security_rejected``).
 - ``inspect``: on completion, the streaming findings are judged first (a file they
-  refuse is not parsed at all); then qpdf opens the file in a worker thread and walks
+  refuse is not parsed at all); then the ``inspector`` has qpdf open the file and walk
   every object, object streams included (:mod:`backend.services.pdf.inspect`); its
   findings and the streaming ones make the document's ``security`` and its verdict.
+  :class:`SandboxedInspector` runs it in a child process under a memory and a time
+  limit (:mod:`backend.services.sandbox`), so that a hostile file costs the server
+  neither memory it keeps nor time under its GIL; a file past either limit is refused
+  with ``InspectionLimit``, naming the limit.
 """
 
 from __future__ import annotations
@@ -22,17 +26,48 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-from backend.errors import NotAPdf, SecurityRejected
+from backend.errors import InspectionLimit, InvalidPdf, NotAPdf, SecurityRejected
 from backend.services.live import LiveSession
 from backend.services.pdf.inspect import InspectLimits, Inspection, inspect_pdf
 from backend.services.pdf.scan import Finding, PdfStreamScanner, ScanLimits
 from backend.services.prefix_state import ScannerFactory
 from backend.services.progress import ProgressReporter
 from backend.services.pdf.policy import SecurityPolicy
+from backend.services.sandbox import ChildCrashed, LimitExceeded, Sandbox
 from backend.settings import MIB, Settings
 
 HEADER_WINDOW = 1024
 Rejecter = Callable[[LiveSession, SecurityRejected], Awaitable[None]]
+Inspector = Callable[[Path, InspectLimits], Inspection]
+
+
+class SandboxedInspector:
+    """:func:`inspect_pdf` in a :class:`Sandbox` child: blocking, call from a worker thread.
+    Raises what the inspection raises, ``InspectionLimit`` past the memory or time limit,
+    ``InvalidPdf`` if the child crashed on the file."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.memory_mb = settings.inspect_memory_mb
+        self.timeout = settings.inspect_timeout_seconds
+        self.sandbox = Sandbox(memory_bytes=int(self.memory_mb * MIB), timeout=self.timeout,
+                               workers=settings.inspect_workers, preload=("backend.services.pdf.inspect",))
+
+    def __call__(self, path: Path, limits: InspectLimits) -> Inspection:
+        try:
+            return self.sandbox.call(inspect_pdf, path, limits)
+        except LimitExceeded as exc:
+            if exc.limit == "memory":
+                raise InspectionLimit(
+                    f"the file needs more than {self.memory_mb:g} MiB of memory to inspect "
+                    f"(the memory limit, STREAMING_INSPECT_MEMORY_MB)", limit="memory") from None
+            raise InspectionLimit(
+                f"inspecting the file took longer than {self.timeout:g} s "
+                f"(the time limit, STREAMING_INSPECT_TIMEOUT_SECONDS)", limit="time") from None
+        except ChildCrashed as exc:
+            raise InvalidPdf(f"not a readable PDF: the inspector stopped while reading it ({exc})") from None
+
+    def close(self) -> None:
+        self.sandbox.close()
 
 
 def _no_scanner() -> None:
@@ -46,9 +81,11 @@ def _describe(findings: list[Finding], limit: int = 3) -> str:
 
 
 class ValidationService:
-    def __init__(self, settings: Settings, pool: Executor, reporter: ProgressReporter) -> None:
+    def __init__(self, settings: Settings, pool: Executor, reporter: ProgressReporter,
+                 inspector: Inspector = inspect_pdf) -> None:
         self.pool = pool
         self.reporter = reporter
+        self.inspector = inspector
         self.policy = SecurityPolicy.from_lists(settings.security_reject_list, settings.security_flag_list)
         self.stream_scan = settings.stream_scan
         self.scan_limits = ScanLimits(
@@ -58,7 +95,7 @@ class ValidationService:
         self.inspect_limits = InspectLimits(
             max_pages=settings.max_pages, max_objects=settings.max_objects,
             max_stream_bytes=int(settings.max_stream_mb * MIB), max_ratio=settings.max_compression_ratio,
-            reject_damaged=settings.reject_damaged,
+            reject_damaged=settings.reject_damaged, huge_image_bytes=int(settings.huge_image_mb * MIB),
         )
         self.on_reject: Rejecter | None = None  # wired by the container: fails the session
 
@@ -104,7 +141,7 @@ class ValidationService:
         if exc is not None:
             raise exc
         loop = asyncio.get_running_loop()
-        inspection: Inspection = await loop.run_in_executor(self.pool, inspect_pdf, path, self.inspect_limits)
+        inspection: Inspection = await loop.run_in_executor(self.pool, self.inspector, path, self.inspect_limits)
         seen = {(f.kind, f.detail) for f in inspection.findings}
         findings = inspection.findings + [f for f in stream_findings if (f.kind, f.detail) not in seen]
         exc = self._rejection(findings)
@@ -122,6 +159,11 @@ class ValidationService:
         }
         return {"page_count": inspection.page_count, "pdf_version": inspection.pdf_version, "security": security}
 
+    def close(self) -> None:
+        """Ends the inspection's child processes, if it has any."""
+        if isinstance(self.inspector, SandboxedInspector):
+            self.inspector.close()
+
     def config(self, settings: Settings) -> dict[str, Any]:
         """The active policy and limits (no secrets) for the public config endpoint."""
         return {
@@ -131,7 +173,11 @@ class ValidationService:
             "inspection": {"max_pages": self.inspect_limits.max_pages, "max_objects": self.inspect_limits.max_objects,
                            "max_stream_bytes": self.inspect_limits.max_stream_bytes,
                            "max_ratio": self.inspect_limits.max_ratio,
-                           "reject_damaged": self.inspect_limits.reject_damaged},
+                           "reject_damaged": self.inspect_limits.reject_damaged,
+                           "huge_image_bytes": self.inspect_limits.huge_image_bytes,
+                           "isolation": settings.inspect_isolation,
+                           "memory_limit": int(settings.inspect_memory_mb * MIB),
+                           "timeout_seconds": settings.inspect_timeout_seconds},
             "limits": {"max_file_size": settings.max_file_size, "chunk_size_min": 2 * MIB, "chunk_size_max": 8 * MIB,
                        "max_concurrent_uploads": settings.max_concurrent_uploads,
                        "session_timeout_hours": settings.session_timeout_hours},
