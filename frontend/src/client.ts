@@ -70,7 +70,7 @@ export interface DocumentInfo {
   page_count?: number | null;
   pdf_version?: string | null;
   status?: string;
-  security?: { verdict?: string; [key: string]: unknown };
+  security?: { verdict?: string; findings?: Finding[]; [key: string]: unknown };
   index_status?: string;
 }
 
@@ -719,9 +719,9 @@ export class Upload extends EventTarget {
     if (saved) {
       try {
         const info = await this.client.resume(saved.session_id, undefined, signal);
-        this.adopt(info);
         for (const id of info.uploaded_chunks) this.done.add(id);
         this.resumed = true;
+        this.adopt(info); // its "chunk" event starts the progress at the bytes already on the server
         return;
       } catch (err) {
         // Expired, finished or unknown: start over with a fresh session.

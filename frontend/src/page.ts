@@ -159,12 +159,14 @@ const REFUSED_CODES = new Set(["file_too_large", "not_a_pdf", "security_rejected
 // One card per file
 // ---------------------------------------------------------------------------------------
 
-type CardState = UploadState | "refused";
+/** "flagged": stored, but the security policy flags what the scan found (shown in amber). */
+type CardState = UploadState | "refused" | "flagged";
 
 const STATE_LABEL: Record<CardState, string> = {
   idle: "waiting", preparing: "preparing", uploading: "uploading", paused: "paused", completing: "verifying",
-  completed: "done", failed: "failed", cancelled: "cancelled", refused: "refused",
+  completed: "done", failed: "failed", cancelled: "cancelled", refused: "refused", flagged: "flagged",
 };
+const FINDINGS_SHOWN = 8;
 
 class UploadCard {
   readonly root: HTMLDivElement;
@@ -216,7 +218,8 @@ class UploadCard {
     this.badge.dataset["state"] = state;
     this.badge.textContent = STATE_LABEL[state];
     const active = state === "uploading" || state === "paused" || state === "preparing";
-    const finished = state === "completed" || state === "failed" || state === "refused" || state === "cancelled";
+    const finished = state === "completed" || state === "failed" || state === "refused" || state === "cancelled" ||
+      state === "flagged";
     this.pauseBtn.hidden = finished;
     this.cancelBtn.hidden = finished;
     this.pauseBtn.disabled = !(state === "uploading" || state === "paused");
@@ -256,7 +259,8 @@ class UploadCard {
           ? `${formatDuration(d.estimated_time_remaining)} left` : "";
       }
     } else if (event.type === "upload_status") {
-      if (this.root.dataset["state"] === "completed" || event["index_status"] !== undefined ||
+      const stored = this.root.dataset["state"] === "completed" || this.root.dataset["state"] === "flagged";
+      if (stored || event["index_status"] !== undefined ||
           event.status === "importing") {
         // After the upload: the import into the search index reports here.
         this.note.hidden = false;
@@ -277,10 +281,16 @@ class UploadCard {
 
   done(result: CompleteResult): void {
     this.setPercent(100, this.file.size);
-    this.setState("completed");
     const doc = result.document;
+    const flagged = doc.security?.verdict === "flagged";
+    this.setState(flagged ? "flagged" : "completed");
+    if (flagged) {
+      const findings = doc.security?.findings ?? [];
+      this.showFindings(findings);
+      this.root.dataset["findings"] = String(findings.length);
+    }
     this.message.replaceChildren(
-      result.duplicate ? "Already stored as " : "Stored as ",
+      flagged ? "Stored, with security warnings (below), as " : result.duplicate ? "Already stored as " : "Stored as ",
       docLink(doc.id, doc.title),
       doc.page_count != null ? ` · ${doc.page_count} page${doc.page_count === 1 ? "" : "s"}` : "",
       this.upload?.resumed
@@ -301,7 +311,15 @@ class UploadCard {
     this.message.textContent = label ? `${label}: ${detail}` : detail;
     this.message.dataset["error"] = error.code;
     if (error.code === "unauthorized") askForKey();
-    this.findings.replaceChildren(...findings.slice(0, 8).map((f) => el("li", {}, `${f.kind}: ${f.detail}`)));
+    this.showFindings(findings);
+  }
+
+  /** The findings' kind and detail, the first few; text only (details come from the PDF). */
+  private showFindings(findings: Finding[]): void {
+    const items = findings.slice(0, FINDINGS_SHOWN).map((f) =>
+      el("li", {}, el("span", { className: "kind" }, f.kind), `: ${f.detail}`));
+    if (findings.length > FINDINGS_SHOWN) items.push(el("li", {}, `and ${findings.length - FINDINGS_SHOWN} more`));
+    this.findings.replaceChildren(...items);
     this.findings.hidden = findings.length === 0;
   }
 }

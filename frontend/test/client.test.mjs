@@ -129,3 +129,24 @@ test("an API key goes in the Authorization header and in the WebSocket's ?token=
   assert.equal(seen[2].authorization, undefined, "no key: no header");
   assert.equal(open.wsUrl(), "ws://h:1/ws/t2");
 });
+
+test("a resumed upload's first progress is the bytes already on the server", async () => {
+  const file = new File([new Uint8Array(25)], "r.pdf", { lastModified: 7 });
+  const storage = memoryStorage();
+  const info = { session_id: "s9", upload_url: "/u", chunk_size: 10, total_chunks: 3, expires_at: "", websocket_room: "",
+                 client_id: "t9", uploaded_chunks: [0, 2], missing_chunks: [1], next_chunk_id: 1, progress_percentage: 60 };
+  const fetchStub = async (url) => {
+    if (url.endsWith("/resume")) return new Response(JSON.stringify(info), { status: 200 });
+    if (url.includes("/chunk/")) return new Response(JSON.stringify({ success: true }), { status: 200 });
+    return new Response(JSON.stringify({ document: { id: 1 }, duplicate: false }), { status: 200 });
+  };
+  const client = new UploadClient({ fetch: fetchStub, storage, clientId: "t9" });
+  client.store.set(await fingerprint(file), { session_id: "s9", chunk_size: 10, total_chunks: 3, filename: "r.pdf",
+                                              file_size: 25, saved_at: 1 });
+  const upload = client.upload(file);
+  const seen = [];
+  upload.addEventListener("chunk", (e) => seen.push(e.detail.bytesDone));
+  await upload.start();
+  assert.equal(upload.resumed, true);
+  assert.deepEqual(seen, [15, 25], "starts at chunks 0 and 2 (10 + 5 bytes), then the one sent");
+});
