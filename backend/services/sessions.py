@@ -105,7 +105,7 @@ class SessionService:
         if not filename:
             raise InvalidRequest("filename has nothing left once paths and control characters are removed")
         if req.file_size <= 0:
-            raise InvalidRequest("file_size must be greater than 0")
+            raise InvalidRequest("the file is empty: there is nothing to upload")
         if req.file_size > self.settings.max_file_size:
             raise FileTooLarge(
                 f"file is {req.file_size} bytes; the limit is {self.settings.max_file_size} bytes",
