@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.e2e.client import ApiClient, assert_envelope
 from tests.e2e.conftest import MIB, ServerProcess
 from tests.pdfgen import make_pdf
 from tests.security_corpus import SPLIT_AT, _obfuscated, _split_keyword
+from tests.services.test_prefix_worker import tail_javascript
 
 
 async def test_the_chunk_that_completes_javascript_is_refused(server: ServerProcess) -> None:
@@ -34,12 +36,12 @@ async def test_the_chunk_that_completes_javascript_is_refused(server: ServerProc
 
 
 async def test_a_small_file_with_obfuscated_javascript_is_refused(server: ServerProcess) -> None:
-    """Shorter than the scanner's look-ahead: judged when the file ends, at /complete."""
+    """Shorter than the scanner's look-ahead: judged when the file ends, on its one chunk."""
     data = _obfuscated()
     async with ApiClient(server.base_url) as api:
         session = await api.initiate("obf.pdf", len(data))
         reply = await api.send_chunk(session["session_id"], 0, data, session["chunk_size"], 1)
-        assert reply.status in (200, 422), reply
+        assert_envelope(reply, "security_rejected", 422)
         body = assert_envelope(await api.complete(session["session_id"]), "security_rejected", 422)
         assert any(f["kind"] == "javascript" for f in body["findings"]), body
     server.assert_no_tracebacks()
@@ -74,4 +76,38 @@ async def test_a_killed_prefix_worker_costs_a_rebuild_not_the_upload(server: Ser
         sha, size, _ = await api.download_sha256(doc["id"])
         assert (sha, size) == (digest, len(data))
     assert "lost its state" in server.log_text()
+    server.assert_no_tracebacks()
+
+
+async def test_javascript_in_the_last_kib_is_refused_on_the_one_chunk(server: ServerProcess) -> None:
+    """The prefix worker finishes the scan with the chunk that ends the file: what its
+    16 KiB look-ahead held is that chunk's answer."""
+    data = tail_javascript(300_000)
+    async with ApiClient(server.base_url) as api:
+        session = await api.initiate("tail.pdf", len(data))
+        sid = session["session_id"]
+        body = assert_envelope(await api.send_chunk(sid, 0, data, session["chunk_size"], 1), "security_rejected", 422)
+        assert any(f["kind"] == "javascript" for f in body["findings"]), body
+        assert_envelope(await api.complete(sid), "security_rejected", 422)
+    assert not list(server.upload_dir.glob("*.part"))
+    server.assert_no_tracebacks()
+
+
+@pytest.mark.parametrize("order", [[2, 0, 1], [1, 0, 2]], ids=["final-first", "final-last"])
+async def test_the_chunk_that_brings_the_prefix_to_the_end_is_refused(server: ServerProcess, order: list[int]) -> None:
+    """Out of order, JavaScript in the final chunk's last KiB: the chunk whose arrival
+    makes the contiguous prefix reach the end of the file gets the 422."""
+    chunk = 2 * MIB
+    data = tail_javascript(2 * chunk + chunk // 2)
+    async with ApiClient(server.base_url) as api:
+        sid = (await api.initiate("tail.pdf", len(data), chunk_size=chunk))["session_id"]
+        for i in order[:-1]:
+            reply = await api.send_chunk(sid, i, data[i * chunk:(i + 1) * chunk], chunk, 3)
+            assert reply.status == 200, (i, reply)
+        last = order[-1]
+        reply = await api.send_chunk(sid, last, data[last * chunk:(last + 1) * chunk], chunk, 3)
+        body = assert_envelope(reply, "security_rejected", 422)
+        assert any(f["kind"] == "javascript" for f in body["findings"]), body
+        assert_envelope(await api.complete(sid), "security_rejected", 422)
+    assert not list(server.upload_dir.glob("*.part"))
     server.assert_no_tracebacks()

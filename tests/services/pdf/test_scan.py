@@ -360,6 +360,20 @@ def test_feed_contract() -> None:
         a.feed(b"more")
 
 
+def test_finish_flushes_the_look_ahead_once() -> None:
+    """What the prefix worker relies on when the last byte arrives: a finding within the
+    16 KiB look-ahead waits for ``finish``, which reports it; a second ``finish`` (the
+    one /complete asks for), or one on a copy of a finished scanner, adds nothing."""
+    data = mini_pdf(b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>")
+    sc = PdfStreamScanner()
+    assert sc.feed(data) == []
+    assert "javascript" in {f.kind for f in sc.finish()}
+    summary = sc.summary()
+    twin = sc.copy()
+    assert sc.finish() == [] and sc.summary() == summary
+    assert twin.finish() == [] and twin.summary() == summary
+
+
 def test_summary_is_json(corpus: dict[str, Sample]) -> None:
     for s in corpus.values():
         summary = scan(s.path.read_bytes()).summary()
