@@ -142,7 +142,7 @@ VERDICTS: Final = {
     "flate_bomb": (flate_bomb, "security_rejected"),
     "many_objects": (many_objects, "clean"),
     "trailing_data": (trailing_data, "flagged:damaged"),
-    "no_eof": (no_eof, "flagged:damaged"),
+    "no_eof": (no_eof, "flagged:missing_eof"),  # qpdf reads it without a warning
     "javascript_at_the_end": (javascript_at_the_end, "security_rejected"),
     "regex_stall": (regex_stall, "clean"),
     "encrypted_text": (encrypted_text, "flagged:encrypted"),
