@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import threading
 from dataclasses import dataclass
@@ -37,24 +36,18 @@ from llama_index.core import Settings as LlamaSettings
 from llama_index.core import MockEmbedding, StorageContext, VectorStoreIndex, load_index_from_storage
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.llms import MockLLM
-from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import BaseNode, Document, MetadataMode, NodeWithScore, QueryBundle
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import FilterOperator, MetadataFilter, MetadataFilters
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 from llama_index.retrievers.bm25 import BM25Retriever
 
+from backend.services.importer.split import split_pages
+
 log = logging.getLogger(__name__)
 
 VECTOR_INDEX_ID = "vectors"
-_META = ["sha256", "document_id", "title", "filename", "page"]
-_SENTENCE = re.compile(r"[^.!?]*(?:[.!?]+(?:\s+|$)|$)")
 _TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 RRF_K = 60
-
-
-def _sentences(text: str) -> list[str]:
-    """Sentences by punctuation: several times faster than NLTK's punkt for the splitter."""
-    return [m.group(0) for m in _SENTENCE.finditer(text) if m.group(0)]
 
 
 @dataclass(frozen=True)
@@ -80,10 +73,8 @@ class DocumentIndex:
         self.embed_model = embed_model
         self._lock = threading.RLock()
         self._stemmer = Stemmer.Stemmer("english")
-        self._splitter = SentenceSplitter(
-            chunk_size=chunk_tokens, chunk_overlap=chunk_overlap, chunking_tokenizer_fn=_sentences,
-            id_func=lambda i, doc: f"{doc.id_}:{i}",
-        )
+        self.chunk_tokens = chunk_tokens
+        self.chunk_overlap = chunk_overlap
         self._storage: StorageContext | None = None
         self._vectors: VectorStoreIndex | None = None
         self._by_sha: dict[str, list[str]] = {}
@@ -145,13 +136,9 @@ class DocumentIndex:
         return bool(ids) and ids[0] in self._vectors.index_struct.nodes_dict
 
     def split(self, sha256: str, pages: list[str], meta: dict[str, Any]) -> list[BaseNode]:
-        """Nodes for the pages that have text (none: the content has no text)."""
-        docs = [
-            Document(text=text, id_=f"{sha256}:p{n}", metadata={**meta, "sha256": sha256, "page": n},
-                     excluded_embed_metadata_keys=_META, excluded_llm_metadata_keys=_META)
-            for n, text in enumerate(pages, start=1) if text.strip()
-        ]
-        return self._splitter.get_nodes_from_documents(docs)
+        """Nodes for the pages that have text (none: the content has no text), split in
+        this process (:func:`split.split_pages`; the import service splits in a child)."""
+        return split_pages(sha256, pages, meta, self.chunk_tokens, self.chunk_overlap)
 
     def add(self, sha256: str, nodes: list[BaseNode], *, embed: bool = False) -> None:
         """Add the nodes of one content (replacing any it had) and persist."""
