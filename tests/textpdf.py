@@ -94,3 +94,22 @@ def make_blank_pdf(path: Path | str, pages: int = 2) -> bytes:
     path = Path(path)
     _write(path, [None] * pages, "Blank")
     return path.read_bytes()
+
+
+def make_line_pdf(path: Path | str, text: str) -> bytes:
+    """Write a one-page PDF whose text is ``text`` on one line (however long), and return
+    its bytes: hostile page text for the splitter, in a file of a few hundred bytes."""
+    path = Path(path)
+    _write(path, [_content([text])], "Line")
+    return path.read_bytes()
+
+
+def encrypt_pdf(source: Path | str, path: Path | str, *, owner: str, user: str) -> bytes:
+    """Write ``source`` encrypted (AES-256, R6) with these passwords to ``path``, and
+    return its bytes. An empty ``user`` opens everywhere; an empty ``owner`` (and a
+    ``user``) opens in qpdf, which tries the empty password as the owner's, not in PDFium."""
+    import pikepdf
+
+    with pikepdf.open(source) as pdf:
+        pdf.save(path, encryption=pikepdf.Encryption(owner=owner, user=user, R=6))
+    return Path(path).read_bytes()

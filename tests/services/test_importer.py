@@ -98,28 +98,3 @@ def test_semantic_search_when_the_extra_is_installed(tmp_path: Path) -> None:
     assert hits and hits[0].page == 1, hits
     assert time.perf_counter() - start < 5
 
-
-def test_child_extractor_reads_reports_and_recovers(tmp_path: Path) -> None:
-    """Text comes back from the child process; its errors cross as ExtractionError; a
-    child that dies is reported for that document and replaced for the next."""
-    import os
-    import signal
-
-    from backend.services.importer.extract import ChildExtractor, ExtractionError
-
-    make_text_pdf(tmp_path / "t.pdf", 2, seed=3)
-    (tmp_path / "bad.pdf").write_bytes(b"%PDF-1.7 nothing else")
-    extractor = ChildExtractor()
-    try:
-        assert len(extractor.extract(tmp_path / "t.pdf")) == 2
-        with pytest.raises(ExtractionError):
-            extractor.extract(tmp_path / "bad.pdf")
-        pool = extractor._pool
-        assert pool is not None
-        for pid in list(pool._processes):  # a crash, as PDFium might on a hostile file
-            os.kill(pid, signal.SIGKILL)
-        with pytest.raises(ExtractionError, match="stopped"):
-            extractor.extract(tmp_path / "t.pdf")
-        assert len(extractor.extract(tmp_path / "t.pdf")) == 2
-    finally:
-        extractor.close()

@@ -4,12 +4,14 @@ Contract:
 - ``submit`` (called by the completion, on the event loop) marks the document
   ``pending`` and queues it durably (SQLite); it returns at once.
 - ``import_workers`` coroutines claim jobs and run each import on a pool of as many
-  threads (never on the event loop): extract the pages' text, split it into nodes, add
-  them to the index. Content already indexed (same SHA-256) is not extracted again.
+  threads (never on the event loop): extract the pages' text and split it into nodes
+  in a child process (:class:`ChildReader`: the file's CPU work never holds the
+  server's GIL; a time and a memory limit per call), add the nodes to the index.
+  Content already indexed (same SHA-256) is not extracted again.
 - ``document.index_status``: ``pending`` -> ``importing`` -> ``indexed``, ``no_text``
-  (no page has text) or ``failed`` (with ``index_error``; the job is kept for
-  ``reimport``). The session's room hears ``upload_status`` ``importing`` then
-  ``completed`` or ``failed``.
+  (no page has text, or the file needs a password to read: then ``index_error`` says
+  so) or ``failed`` (with ``index_error``; the job is kept for ``reimport``). The
+  session's room hears ``upload_status`` ``importing`` then ``completed`` or ``failed``.
 - After a restart, interrupted and never-queued imports run again (``recover``).
 - ``search`` is owner-scoped: only contents of the owner's indexed documents rank.
 - ``forget`` (a document deleted) drops its job, and the content's nodes once no
@@ -28,7 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backend.errors import NotFound, ServerBusy
-from backend.services.importer.extract import ChildExtractor
+from backend.services.importer.extract import PasswordRequired
+from backend.services.importer.reader import ChildReader
 from backend.services.live import LiveSession
 from backend.services.models import iso
 from backend.services.progress import ProgressReporter
@@ -39,6 +42,8 @@ from backend.storage.sqlite_docs import DocumentRecord, SqliteDocumentRepository
 from backend.storage.sqlite_imports import FAILED, ImportJob, SqliteImportQueue
 
 if TYPE_CHECKING:
+    from llama_index.core.schema import BaseNode
+
     from backend.services.importer.index import DocumentIndex
 
 log = logging.getLogger(__name__)
@@ -69,7 +74,7 @@ class ImportService:
         self.live_lookup = live_lookup
         self.workers = settings.import_workers
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="import")
-        self.extractor = ChildExtractor()
+        self.reader = ChildReader(workers=self.workers)
         self.index: DocumentIndex | None = None
         self.imported = 0
         self._ready = asyncio.Event()
@@ -124,8 +129,10 @@ class ImportService:
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
+        # the reader first: an import thread waiting on its child ends at once (the job
+        # stays queued as running, and runs again at the next start)
+        await asyncio.get_running_loop().run_in_executor(None, self.reader.close)
         await asyncio.get_running_loop().run_in_executor(None, self.pool.shutdown, True)
-        await asyncio.get_running_loop().run_in_executor(None, self.extractor.close)
         self.queue.close()
 
     @property
@@ -220,7 +227,7 @@ class ImportService:
         self._status(doc, "importing", "Importing into the document index...")
         started = time.perf_counter()
         try:
-            outcome, pages = await self._work(self._import, job, doc)
+            outcome, pages, why = await self._work(self._import, job, doc)
         except Exception as exc:
             reason = _reason(exc)
             self._finished(FAILED, started)
@@ -229,15 +236,16 @@ class ImportService:
             await self._io(self.repo.set_index_status, doc.id, FAILED, reason)
             self._status(doc, "failed", f"Import failed: {reason}", document_id=doc.id, index_status=FAILED)
             return
-        await self._io(self.repo.set_index_status, doc.id, outcome, None)
+        await self._io(self.repo.set_index_status, doc.id, outcome, why)
         await self._io(self.queue.done, doc.id)
         if await self._io(self.repo.get, job.owner, job.document_id) is None:
             await self.forget(doc)  # deleted while importing: no orphan nodes
             return
         self.imported += 1
         took = self._finished(outcome, started)
-        log.info("document %d: %s (%d pages, %.2f s)", doc.id, outcome, pages, took)
-        message = "Imported and searchable" if outcome == INDEXED else "Imported: the PDF has no extractable text"
+        log.info("document %d: %s (%d pages, %.2f s)%s", doc.id, outcome, pages, took, f": {why}" if why else "")
+        message = ("Imported and searchable" if outcome == INDEXED
+                   else f"Imported: {why}" if why else "Imported: the PDF has no extractable text")
         self._status(doc, "completed", message, document_id=doc.id, index_status=outcome)
 
     def _finished(self, outcome: str, started: float) -> float:
@@ -246,24 +254,33 @@ class ImportService:
             self.on_finished(outcome, took)
         return took
 
-    def _import(self, job: ImportJob, doc: DocumentRecord) -> tuple[str, int]:
-        """In an import thread: (``indexed`` | ``no_text``, pages read)."""
+    def _import(self, job: ImportJob, doc: DocumentRecord) -> tuple[str, int, str | None]:
+        """In an import thread: (``indexed`` | ``no_text``, pages read, why no text if
+        not for want of text on the pages)."""
         index = self.index
         assert index is not None
         if index.has(doc.sha256):
             if job.embed:
                 index.add_vectors(doc.sha256)
-            return INDEXED, 0
-        pages = self._extract(self.blobs.path(doc.sha256))
+            return INDEXED, 0, None
+        try:
+            pages = self._extract(self.blobs.path(doc.sha256))
+        except PasswordRequired as exc:
+            return NO_TEXT, 0, str(exc)
         meta = {"document_id": doc.id, "title": doc.title, "filename": doc.filename}
-        nodes = index.split(doc.sha256, pages, meta)
+        nodes = self._split(index, doc.sha256, pages, meta)
         if not nodes:
-            return NO_TEXT, len(pages)
+            return NO_TEXT, len(pages), None
         index.add(doc.sha256, nodes, embed=job.embed)
-        return INDEXED, len(pages)
+        return INDEXED, len(pages), None
 
     def _extract(self, path: Path) -> list[str]:
-        return self.extractor.extract(path, self.settings.max_pages)
+        return self.reader.extract(path, self.settings.max_pages)
+
+    def _split(self, index: DocumentIndex, sha256: str, pages: list[str], meta: dict[str, Any]) -> list[BaseNode]:
+        if not any(text.strip() for text in pages):
+            return []  # nothing to split: no trip to the child
+        return self.reader.split(sha256, pages, meta, index.chunk_tokens, index.chunk_overlap)
 
     def _status(self, doc: DocumentRecord, status: str, message: str, **extra: Any) -> None:
         if doc.session_id is None:
