@@ -96,11 +96,14 @@ def make_blank_pdf(path: Path | str, pages: int = 2) -> bytes:
     return path.read_bytes()
 
 
-def make_line_pdf(path: Path | str, text: str) -> bytes:
+def make_line_pdf(path: Path | str, text: str, piece: int = 30_000) -> bytes:
     """Write a one-page PDF whose text is ``text`` on one line (however long), and return
-    its bytes: hostile page text for the splitter, in a file of a few hundred bytes."""
+    its bytes: hostile page text for the splitter, in a file of a few hundred bytes.
+    PDFium reads at most 32,767 characters of one string, so the line is shown in
+    strings of ``piece`` characters, one after the other."""
     path = Path(path)
-    _write(path, [_content([text])], "Line")
+    shows = [f"({_escape(text[i:i + piece])}) Tj" for i in range(0, len(text), piece)]
+    _write(path, ["\n".join(["BT", "/F1 11 Tf", "72 740 Td", *shows, "ET"]).encode("latin-1")], "Line")
     return path.read_bytes()
 
 
