@@ -1,34 +1,38 @@
 """The one error hierarchy of the server.
 
 Every refusal the services make is an :class:`UploadError` with a stable machine
-``code`` and an HTTP ``status``; the API layer turns it into the error envelope of
-``API.md`` in exactly one exception handler. Storage and services raise these and
-never import anything from the web framework.
+``code``, a message for people and extra fields; it knows nothing of HTTP. Each
+protocol maps codes to its own answers in one place: the REST envelope of ``API.md``
+(:mod:`backend.api.errors`, the status in the tree below), and tus
+(:mod:`backend.api.tus`: 460 for a checksum mismatch, 409 for an offset mismatch...).
+Storage and services raise these and never import anything from the web framework.
+``transient`` errors say "try again later" (the file itself is not at fault).
 
-    UploadError
-    ├── InvalidRequest          422 invalid_request
-    ├── InvalidChunk            422 invalid_chunk
-    ├── ChecksumMismatch        422 checksum_mismatch
-    ├── IntegrityFailed         422 integrity_failed
-    ├── InvalidPdf              422 invalid_pdf
-    ├── SecurityRejected        422 security_rejected
-    ├── InspectionLimit         422 inspection_limit_exceeded (the file needs more memory or time to inspect)
-    ├── NotAPdf                 415 not_a_pdf
-    ├── FileTooLarge            413 file_too_large
-    ├── RequestTooLarge         413 request_too_large  (a body over the endpoint's cap)
-    ├── NotFound                404 not_found
-    ├── SessionExpired          410 session_expired
-    ├── SessionNotActive        409 session_not_active
-    ├── ChunkConflict           409 chunk_conflict
-    ├── UploadIncomplete        409 upload_incomplete
-    ├── DuplicateDocument       409 duplicate_document
-    ├── Unauthorized            401 unauthorized       (WWW-Authenticate: Bearer)
-    ├── RequestTimeout          408 request_timeout  (the body stopped arriving)
-    ├── TooManyUploads          429 too_many_uploads
-    ├── RateLimited             429 rate_limited     (Retry-After)
-    ├── ServerBusy              503 server_busy      (Retry-After)
-    ├── InsufficientStorage     507 insufficient_storage
-    └── QuotaExceeded           507 upload_quota_exceeded (the owner's unfinished uploads are too big)
+    UploadError                             (REST status)
+    ├── InvalidRequest          invalid_request            422
+    ├── InvalidChunk            invalid_chunk              422
+    ├── ChecksumMismatch        checksum_mismatch          422
+    ├── IntegrityFailed         integrity_failed           422
+    ├── InvalidPdf              invalid_pdf                422
+    ├── SecurityRejected        security_rejected          422
+    ├── InspectionLimit         inspection_limit_exceeded  422 (the file needs more memory or time to inspect)
+    ├── NotAPdf                 not_a_pdf                  415
+    ├── FileTooLarge            file_too_large             413
+    ├── RequestTooLarge         request_too_large          413 (a body over the endpoint's cap)
+    ├── NotFound                not_found                  404
+    ├── SessionExpired          session_expired            410
+    ├── SessionNotActive        session_not_active         409
+    ├── ChunkConflict           chunk_conflict             409
+    ├── OffsetMismatch          offset_mismatch            409 (an append that does not start at the offset)
+    ├── UploadIncomplete        upload_incomplete          409
+    ├── DuplicateDocument       duplicate_document         409
+    ├── Unauthorized            unauthorized               401
+    ├── RequestTimeout          request_timeout            408 (the body stopped arriving; transient)
+    ├── TooManyUploads          too_many_uploads           429 (transient)
+    ├── RateLimited             rate_limited               429 (transient, retry_after)
+    ├── ServerBusy              server_busy                503 (transient, retry_after)
+    ├── InsufficientStorage     insufficient_storage       507 (transient)
+    └── QuotaExceeded           upload_quota_exceeded      507 (the owner's unfinished uploads are too big)
 """
 
 from __future__ import annotations
@@ -37,10 +41,10 @@ from typing import Any, ClassVar
 
 
 class UploadError(Exception):
-    """A refusal with a stable ``code``, an HTTP ``status`` and extra body fields."""
+    """A refusal with a stable ``code``, a ``message`` and ``extra`` fields."""
 
     code: ClassVar[str] = "internal_error"
-    status: ClassVar[int] = 500
+    transient: ClassVar[bool] = True  # an unknown failure is not the file's fault
 
     def __init__(self, message: str, *, retry_after: int | None = None, **extra: Any) -> None:
         super().__init__(message)
@@ -53,115 +57,114 @@ class UploadError(Exception):
         return (_rebuild, (type(self), self.message, self.retry_after, self.extra))
 
     def body(self) -> dict[str, Any]:
-        """The JSON envelope of ``API.md``."""
+        """The JSON envelope of ``API.md`` (tus answers its security refusals with it too)."""
         body: dict[str, Any] = {"success": False, "error": self.code, "message": self.message}
         if self.retry_after is not None:
             body["retry_after"] = self.retry_after
         body.update(self.extra)
         return body
 
-    def headers(self) -> dict[str, str] | None:
-        """HTTP headers that go with the refusal (``Retry-After`` when there is a hint)."""
-        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
-
 
 class InvalidRequest(UploadError):
-    code, status = "invalid_request", 422
+    code, transient = "invalid_request", False
 
 
 class InvalidChunk(UploadError):
-    code, status = "invalid_chunk", 422
+    code, transient = "invalid_chunk", False
 
 
 class ChecksumMismatch(UploadError):
-    code, status = "checksum_mismatch", 422
+    code, transient = "checksum_mismatch", False
 
 
 class IntegrityFailed(UploadError):
-    code, status = "integrity_failed", 422
+    code, transient = "integrity_failed", False
 
 
 class InvalidPdf(UploadError):
-    code, status = "invalid_pdf", 422
+    code, transient = "invalid_pdf", False
 
 
 class SecurityRejected(UploadError):
-    code, status = "security_rejected", 422
+    code, transient = "security_rejected", False
 
 
 class InspectionLimit(UploadError):
     """The deep inspection ran out of its memory or time allowance (``limit``)."""
 
-    code, status = "inspection_limit_exceeded", 422
+    code, transient = "inspection_limit_exceeded", False
 
 
 class NotAPdf(UploadError):
-    code, status = "not_a_pdf", 415
+    code, transient = "not_a_pdf", False
 
 
 class FileTooLarge(UploadError):
-    code, status = "file_too_large", 413
+    code, transient = "file_too_large", False
 
 
 class NotFound(UploadError):
-    code, status = "not_found", 404
+    code, transient = "not_found", False
 
 
 class SessionExpired(UploadError):
-    code, status = "session_expired", 410
+    code, transient = "session_expired", False
 
 
 class SessionNotActive(UploadError):
-    code, status = "session_not_active", 409
+    code, transient = "session_not_active", False
 
 
 class ChunkConflict(UploadError):
-    code, status = "chunk_conflict", 409
+    code, transient = "chunk_conflict", False
+
+
+class OffsetMismatch(UploadError):
+    """An append that does not start where the upload's bytes end (``offset`` says where)."""
+
+    code, transient = "offset_mismatch", False
 
 
 class UploadIncomplete(UploadError):
-    code, status = "upload_incomplete", 409
+    code, transient = "upload_incomplete", False
 
 
 class DuplicateDocument(UploadError):
-    code, status = "duplicate_document", 409
+    code, transient = "duplicate_document", False
 
 
 class RequestTooLarge(UploadError):
-    code, status = "request_too_large", 413
+    code, transient = "request_too_large", False
 
 
 class Unauthorized(UploadError):
-    code, status = "unauthorized", 401
-
-    def headers(self) -> dict[str, str] | None:
-        return {"WWW-Authenticate": 'Bearer realm="pdf-upload"'}
+    code, transient = "unauthorized", False
 
 
 class RequestTimeout(UploadError):
-    code, status = "request_timeout", 408
+    code, transient = "request_timeout", True
 
 
 class TooManyUploads(UploadError):
-    code, status = "too_many_uploads", 429
+    code, transient = "too_many_uploads", True
 
 
 class RateLimited(UploadError):
-    code, status = "rate_limited", 429
+    code, transient = "rate_limited", True
 
 
 class ServerBusy(UploadError):
-    code, status = "server_busy", 503
+    code, transient = "server_busy", True
 
 
 class InsufficientStorage(UploadError):
-    code, status = "insufficient_storage", 507
+    code, transient = "insufficient_storage", True
 
 
 class QuotaExceeded(UploadError):
     """507 as WebDAV quotas use it (RFC 4331): the server will not store more for this owner."""
 
-    code, status = "upload_quota_exceeded", 507
+    code, transient = "upload_quota_exceeded", False
 
 
 def _rebuild(cls: type[UploadError], message: str, retry_after: int | None, extra: dict[str, Any]) -> UploadError:

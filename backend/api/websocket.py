@@ -8,7 +8,7 @@ import logging
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from backend.api.deps import authenticate, services
-from backend.api.errors import envelope
+from backend.api.errors import envelope, rest_headers, rest_status
 from backend.errors import Unauthorized, UploadError
 from backend.services.sessions import CLIENT_ID
 
@@ -80,6 +80,6 @@ def _key_of(websocket: WebSocket) -> str | None:
 
 async def _deny(websocket: WebSocket, exc: Unauthorized) -> None:
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(envelope(exc.status, exc.code, exc.message, headers=exc.headers()))
+        await websocket.send_denial_response(envelope(rest_status(exc), exc.code, exc.message, headers=rest_headers(exc)))
     else:
         await websocket.close(code=1008, reason="unauthorized")

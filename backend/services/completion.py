@@ -82,7 +82,7 @@ class CompletionService:
             try:
                 return await self._finish(live)
             except UploadError as exc:
-                if exc.status < 500 and live.session.status == PROCESSING:
+                if not exc.transient and live.session.status == PROCESSING:
                     await self._fail(live, exc)
                 raise
             finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from backend.api.errors import rest_headers
 from backend.errors import RateLimited
 from backend.services.ratelimit import Rule, SessionRateLimits, SlidingWindowLimiter
 
@@ -101,5 +102,5 @@ async def test_session_limits_raise_rate_limited_with_a_whole_retry_after() -> N
     with pytest.raises(RateLimited) as refused:
         await limits.check("alice", "10.0.0.2")
     assert refused.value.retry_after == 2 and refused.value.extra["scope"] == "owner"  # ceil(2.0 - 0.3)
-    assert refused.value.headers() == {"Retry-After": "2"}
+    assert rest_headers(refused.value) == {"Retry-After": "2"}
     assert limits.refusals == {"owner": 1, "ip": 0}
