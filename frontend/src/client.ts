@@ -13,7 +13,7 @@
 
 export const API_PREFIX = "/api/documents/streaming";
 export const DEFAULT_CONCURRENCY = 3;
-export const DEFAULT_MAX_RETRIES = 6;
+export const DEFAULT_MAX_RETRIES = 8; // about a minute of backoff: a server restart or a short outage
 export const FINGERPRINT_SAMPLE_BYTES = 1 << 20;
 
 // ---------------------------------------------------------------------------------------
@@ -198,6 +198,36 @@ export class ApiError extends Error {
 
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 
+/** Refusals that mean "no room right now" (an admission cap, memory backpressure): the
+ * server names the wait in `Retry-After`, and waiting is the normal way on. */
+export const ADMISSION_CODES = new Set(["too_many_uploads", "server_busy"]);
+
+/** A wait before another try: what failed, and until when (`Date.now()` milliseconds). */
+export interface RetryWait {
+  code: string;
+  status: number;
+  message: string;
+  /** 1 for the first retry. */
+  attempt: number;
+  delayMs: number;
+  until: number;
+  /** The delay is the server's own `Retry-After`. */
+  serverSaid: boolean;
+}
+
+export interface RetryOptions {
+  /** Tries after the first (the client's `maxRetries` by default). */
+  retries?: number;
+  /** Told before each wait. */
+  onRetry?: (wait: RetryWait) => void;
+  /** Admission refusals ({@link ADMISSION_CODES}) are waited out for as long as the server
+   * keeps saying so, without using up `retries` (the user sees why, and may cancel). */
+  waitForRoom?: boolean;
+}
+
+/** Upload progress of one request: bytes of the request body sent so far, of `total`. */
+export type SendProgress = (loaded: number, total: number) => void;
+
 // ---------------------------------------------------------------------------------------
 // Pure helpers (unit-tested under node)
 // ---------------------------------------------------------------------------------------
@@ -216,23 +246,84 @@ export function parseRetryAfter(value: string | null | undefined, now: number = 
 export interface BackoffOptions {
   baseMs?: number;
   maxMs?: number;
+  /** The longest `Retry-After` obeyed as given (5 min by default); longer hints are cut to it. */
+  maxRetryAfterMs?: number;
   /** A number in [0, 1): the jitter source (Math.random by default). */
   random?: () => number;
 }
 
 /**
  * How long to wait before retry number `attempt` (0-based). The server's `Retry-After`
- * wins when it is given (it knows when it will have room; never less than that, capped at
- * `maxMs`), otherwise exponential backoff with "equal jitter": base * 2^attempt, half of it
- * random, capped at `maxMs`.
+ * wins when it is given: it knows when it will have room, so the client waits exactly that
+ * long, neither less (refused again) nor more (a slot left idle); only hints beyond
+ * `maxRetryAfterMs` are cut. Otherwise exponential backoff with "equal jitter":
+ * base * 2^attempt, half of it random, capped at `maxMs`.
  */
 export function backoffDelay(attempt: number, retryAfterMs: number | null, opts: BackoffOptions = {}): number {
   const base = opts.baseMs ?? 500;
   const max = opts.maxMs ?? 30_000;
   const random = opts.random ?? Math.random;
-  if (retryAfterMs != null && retryAfterMs >= 0) return Math.min(retryAfterMs, max);
+  if (retryAfterMs != null && retryAfterMs >= 0) return Math.min(retryAfterMs, opts.maxRetryAfterMs ?? 300_000);
   const exp = Math.min(max, base * 2 ** Math.max(0, attempt));
   return Math.round(exp / 2 + (exp / 2) * random());
+}
+
+/**
+ * Upload speed as a moving average over the last `windowMs`, fed with a count of bytes
+ * put on the wire that only grows (`add`). Nothing before the window counts, so the figure
+ * follows the network within a few seconds; and since `rate(now)` divides by the time up to
+ * `now`, it falls towards zero when nothing moves instead of showing the last good figure.
+ * `rate` is null until `minSpanMs` of samples exist (a first figure from 50 ms of data
+ * would be noise).
+ */
+export class SpeedMeter {
+  private samples: Array<[number, number]> = [];
+  private changedAt: number | null = null;
+
+  constructor(readonly windowMs = 5000, readonly minSpanMs = 1000) {}
+
+  add(bytes: number, now: number = Date.now()): void {
+    const last = this.samples[this.samples.length - 1];
+    if (last && bytes < last[1]) return; // a count that only grows: ignore a stray smaller one
+    if (!last || bytes > last[1]) this.changedAt = now;
+    this.samples.push([now, bytes]);
+    this.prune(now);
+  }
+
+  /** Bytes per second over the window ending `now`; null without enough samples. */
+  rate(now: number = Date.now()): number | null {
+    this.prune(now);
+    const first = this.samples[0];
+    const last = this.samples[this.samples.length - 1];
+    if (!first || !last) return null;
+    const span = Math.min(this.windowMs, now - first[0]);
+    if (span < this.minSpanMs) return null;
+    return ((last[1] - first[1]) / span) * 1000;
+  }
+
+  /** Milliseconds since the count last grew (null before the first sample). */
+  idleMs(now: number = Date.now()): number | null {
+    return this.changedAt === null ? null : Math.max(0, now - this.changedAt);
+  }
+
+  /** Forget the past (after a pause: the time paused is not slowness). */
+  reset(): void {
+    this.samples = [];
+    this.changedAt = null;
+  }
+
+  /** Drop samples older than the window, but keep the newest of them: the count at the
+   * window's start (the count is a step function between samples). */
+  private prune(now: number): void {
+    const start = now - this.windowMs;
+    while (this.samples.length > 1 && this.samples[1]![0] <= start) this.samples.shift();
+  }
+}
+
+/** Seconds until the rest is sent at `bytesPerSecond`; null when there is no speed. */
+export function timeLeft(remainingBytes: number, bytesPerSecond: number | null): number | null {
+  if (bytesPerSecond === null || bytesPerSecond <= 0) return null;
+  return Math.max(0, remainingBytes) / bytesPerSecond;
 }
 
 /** Byte range [start, end) of chunk `chunkId`; every chunk is `chunkSize` long but the last. */
@@ -388,6 +479,9 @@ export interface ClientOptions {
   chunkSize?: number;
   /** An API key: sent as `Authorization: Bearer` on requests, as `?token=` on the WebSocket. */
   apiKey?: string;
+  /** Send chunks with XMLHttpRequest, for byte-level progress (default: in a browser, unless
+   * `fetch` is given). */
+  xhr?: boolean;
 }
 
 export function newClientId(): string {
@@ -406,6 +500,8 @@ export class UploadClient {
   readonly backoff: BackoffOptions;
   readonly chunkSize: number | undefined;
   readonly apiKey: string | undefined;
+  /** Chunks go through XMLHttpRequest (for its upload progress events). */
+  readonly useXhr: boolean;
   private readonly fetchImpl: typeof fetch;
 
   constructor(opts: ClientOptions = {}) {
@@ -419,22 +515,25 @@ export class UploadClient {
     this.backoff = opts.backoff ?? {};
     this.chunkSize = opts.chunkSize;
     this.apiKey = opts.apiKey || undefined;
+    this.useXhr = opts.xhr ?? (opts.fetch === undefined && typeof XMLHttpRequest !== "undefined");
   }
 
   // -- endpoints ------------------------------------------------------------------------
 
-  initiate(req: InitiateRequest, signal?: AbortSignal): Promise<SessionInfo> {
-    return this.json<SessionInfo>("POST", `${API_PREFIX}/initiate`, { client_id: this.clientId, ...req }, signal);
+  initiate(req: InitiateRequest, signal?: AbortSignal, retry: RetryOptions = {}): Promise<SessionInfo> {
+    return this.json<SessionInfo>("POST", `${API_PREFIX}/initiate`, { client_id: this.clientId, ...req }, signal,
+                                  retry);
   }
 
-  resume(sessionId: string, lastChunkId?: number, signal?: AbortSignal): Promise<ResumeInfo> {
+  resume(sessionId: string, lastChunkId?: number, signal?: AbortSignal, retry: RetryOptions = {}): Promise<ResumeInfo> {
     const body: Record<string, unknown> = { session_id: sessionId, client_id: this.clientId };
     if (lastChunkId !== undefined) body["last_chunk_id"] = lastChunkId;
-    return this.json<ResumeInfo>("POST", `${API_PREFIX}/resume`, body, signal);
+    return this.json<ResumeInfo>("POST", `${API_PREFIX}/resume`, body, signal, retry);
   }
 
-  complete(sessionId: string, signal?: AbortSignal): Promise<CompleteResult> {
-    return this.json<CompleteResult>("POST", `${API_PREFIX}/complete/${encodeURIComponent(sessionId)}`, {}, signal);
+  complete(sessionId: string, signal?: AbortSignal, retry: RetryOptions = {}): Promise<CompleteResult> {
+    return this.json<CompleteResult>("POST", `${API_PREFIX}/complete/${encodeURIComponent(sessionId)}`, {}, signal,
+                                     retry);
   }
 
   cancel(sessionId: string, reason?: string): Promise<{ success: boolean; session_id: string; status: string }> {
@@ -464,7 +563,7 @@ export class UploadClient {
   async search(q: string, topK = 10, signal?: AbortSignal): Promise<SearchHit[]> {
     try {
       const res = await this.json<unknown>("GET", `/api/documents/search?q=${encodeURIComponent(q)}&top_k=${topK}`, undefined,
-                                           signal, 0);
+                                           signal, { retries: 0 });
       if (Array.isArray(res)) return res as SearchHit[];
       const obj = res as Record<string, unknown>;
       for (const key of ["hits", "results", "items"]) if (Array.isArray(obj[key])) return obj[key] as SearchHit[];
@@ -479,9 +578,13 @@ export class UploadClient {
     }
   }
 
-  /** Send one chunk (its SHA-256 as `checksum`), retrying what is worth retrying. */
+  /**
+   * Send one chunk (its SHA-256 as `checksum`), retrying what is worth retrying.
+   * `onProgress` hears the request body's bytes as they leave (XMLHttpRequest upload
+   * events in a browser); each retry starts again from 0, after `retry.onRetry`.
+   */
   async sendChunk(sessionId: string, file: Blob, chunkId: number, chunkSize: number,
-                  signal?: AbortSignal): Promise<ChunkResult> {
+                  signal?: AbortSignal, onProgress?: SendProgress, retry: RetryOptions = {}): Promise<ChunkResult> {
     const [start, end] = chunkRange(chunkId, chunkSize, file.size);
     const bytes = await file.slice(start, end).arrayBuffer();
     const checksum = await sha256Hex(bytes);
@@ -494,8 +597,8 @@ export class UploadClient {
       form.append("is_final", String(end >= file.size));
       form.append("checksum", checksum);
       form.append("file", blob, `chunk-${chunkId}`);
-      return this.request<ChunkResult>("POST", url, form, signal);
-    }, signal);
+      return this.post<ChunkResult>(url, form, signal, onProgress);
+    }, signal, retry);
   }
 
   // -- uploads and events ------------------------------------------------------------------
@@ -523,19 +626,25 @@ export class UploadClient {
   // -- plumbing -------------------------------------------------------------------------
 
   /** JSON request with retries (for 429/503 this honours Retry-After). */
-  json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal,
-          retries: number = this.maxRetries): Promise<T> {
+  json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, retry: RetryOptions = {}): Promise<T> {
     return this.withRetries(() => this.request<T>(method, path,
-      body === undefined ? undefined : JSON.stringify(body), signal), signal, retries);
+      body === undefined ? undefined : JSON.stringify(body), signal), signal, retry);
   }
 
-  async withRetries<T>(fn: () => Promise<T>, signal?: AbortSignal, retries: number = this.maxRetries): Promise<T> {
+  async withRetries<T>(fn: () => Promise<T>, signal?: AbortSignal, retry: RetryOptions = {}): Promise<T> {
+    const retries = retry.retries ?? this.maxRetries;
+    let counted = 0; // tries that count against `retries` (waits for room do not)
     for (let attempt = 0; ; attempt++) {
       try {
         return await fn();
       } catch (err) {
-        if (!(err instanceof ApiError) || !err.retryable || attempt >= retries || signal?.aborted) throw err;
-        await sleep(backoffDelay(attempt, err.retryAfterMs, this.backoff), signal);
+        if (!(err instanceof ApiError) || !err.retryable || signal?.aborted) throw err;
+        const forRoom = retry.waitForRoom === true && ADMISSION_CODES.has(err.code);
+        if (!forRoom && counted++ >= retries) throw err;
+        const delayMs = backoffDelay(attempt, err.retryAfterMs, this.backoff);
+        retry.onRetry?.({ code: err.code, status: err.status, message: err.message, attempt: attempt + 1, delayMs,
+                          until: Date.now() + delayMs, serverSaid: err.retryAfterMs != null });
+        await sleep(delayMs, signal);
       }
     }
   }
@@ -551,23 +660,69 @@ export class UploadClient {
       throw new ApiError("network_error", `network error: ${(err as Error).message ?? String(err)}`);
     }
     const text = await res.text().catch(() => "");
-    let parsed: unknown = null;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      parsed = null;
-    }
-    if (res.ok) {
-      if (parsed === null && text) throw new ApiError("bad_response", `unexpected response to ${method} ${path}`, res.status);
-      return parsed as T;
-    }
-    const env = (parsed && typeof parsed === "object" ? parsed : {}) as Record<string, unknown>;
-    const code = typeof env["error"] === "string" ? env["error"] : `http_${res.status}`;
-    const message = typeof env["message"] === "string" ? env["message"] : `${res.status} ${res.statusText}`;
-    let retryAfter = parseRetryAfter(res.headers.get("Retry-After"));
-    if (retryAfter === null && typeof env["retry_after"] === "number") retryAfter = env["retry_after"] * 1000;
-    throw new ApiError(code, message, res.status, env, retryAfter);
+    return answer<T>(method, path, res.status, res.statusText, text, res.headers.get("Retry-After"));
   }
+
+  /**
+   * POST a form, reporting the body's bytes as they are sent. `fetch` has no upload
+   * progress, so in a browser (and unless a `fetch` was given) this is an XMLHttpRequest;
+   * elsewhere it is `request` and progress is heard once, at the end.
+   */
+  post<T>(path: string, form: FormData, signal?: AbortSignal, onProgress?: SendProgress): Promise<T> {
+    if (!this.useXhr) {
+      return this.request<T>("POST", path, form, signal).then((res) => {
+        onProgress?.(1, 1);
+        return res;
+      });
+    }
+    return new Promise<T>((resolve, reject) => {
+      if (signal?.aborted) return reject(new ApiError("aborted", "the request was cancelled"));
+      const xhr = new XMLHttpRequest();
+      const onAbort = (): void => xhr.abort();
+      const settle = (fn: () => void): void => {
+        signal?.removeEventListener("abort", onAbort);
+        fn();
+      };
+      xhr.open("POST", this.baseUrl + path);
+      const headers: Record<string, string> = { accept: "application/json", ...this.authHeaders() };
+      for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+      if (onProgress) xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : 0);
+      xhr.onload = () => settle(() => {
+        try {
+          resolve(answer<T>("POST", path, xhr.status, xhr.statusText, xhr.responseText,
+                            xhr.getResponseHeader("Retry-After")));
+        } catch (err) {
+          reject(err);
+        }
+      });
+      xhr.onerror = () => settle(() => reject(new ApiError("network_error", "network error: no answer from the server")));
+      xhr.ontimeout = xhr.onerror;
+      xhr.onabort = () => settle(() => reject(new ApiError("aborted", "the request was cancelled")));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      xhr.send(form);
+    });
+  }
+}
+
+/** A response turned into its JSON body, or into the ApiError its envelope describes. */
+function answer<T>(method: string, path: string, status: number, statusText: string, text: string,
+                   retryAfterHeader: string | null): T {
+  let parsed: unknown = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = null;
+  }
+  if (status >= 200 && status < 300) {
+    if (parsed === null && text) throw new ApiError("bad_response", `unexpected response to ${method} ${path}`, status);
+    return parsed as T;
+  }
+  const env = (parsed && typeof parsed === "object" ? parsed : {}) as Record<string, unknown>;
+  const code = typeof env["error"] === "string" ? env["error"] : `http_${status}`;
+  const message = typeof env["message"] === "string" ? env["message"] : `${status} ${statusText}`;
+  let retryAfter = parseRetryAfter(retryAfterHeader);
+  if (retryAfter === null && typeof env["retry_after"] === "number") retryAfter = env["retry_after"] * 1000;
+  throw new ApiError(code, message, status, env, retryAfter);
 }
 
 function defaultStorage(): StorageLike | null {
@@ -602,15 +757,27 @@ export interface UploadSnapshot {
   chunksDone: number;
   /** Chunk requests this page sent successfully since it started. */
   chunksSent: number;
+  /** Bytes of the acknowledged chunks. */
   bytesDone: number;
+  /** `bytesDone` plus what has left for the chunks in flight: the progress to show. */
+  bytesUploaded: number;
+  /** Every byte put on the wire since the start, retries included; only grows (for speed). */
+  bytesTransferred: number;
   resumed: boolean;
+  /** Why nothing is sent right now and until when, if a retry is pending. */
+  waiting: RetryWait | null;
   error: ApiError | null;
   result: CompleteResult | null;
 }
 
+/** What an Upload dispatches; every event's `detail` is the snapshot. */
+export type UploadEventType = "state" | "chunk" | "progress" | "wait";
+
 /**
- * An upload controller. Events (an EventTarget): "state" and "chunk" (detail: the
- * snapshot). `start()` resolves with the stored document or rejects with an ApiError.
+ * An upload controller. Events (an EventTarget, detail: the snapshot): "state", "chunk"
+ * (a chunk acknowledged), "progress" (bytes sent within chunks, as the browser reports
+ * them), "wait" (a retry is pending, or no longer: `waiting`). `start()` resolves with the
+ * stored document or rejects with an ApiError.
  */
 export class Upload extends EventTarget {
   readonly file: Blob & FileLike;
@@ -621,10 +788,15 @@ export class Upload extends EventTarget {
   totalChunks = 0;
   resumed = false;
   chunksSent = 0;
+  bytesTransferred = 0;
   error: ApiError | null = null;
   result: CompleteResult | null = null;
 
   private readonly done = new Set<number>();
+  /** chunk id -> bytes of it sent by the request in flight. */
+  private readonly inflight = new Map<number, number>();
+  /** Pending retries, by who waits (a chunk id, or -1 for the session's own requests). */
+  private readonly waits = new Map<number, RetryWait>();
   private readonly abort = new AbortController();
   private pauseGate: Promise<void> | null = null;
   private releasePause: (() => void) | null = null;
@@ -641,15 +813,29 @@ export class Upload extends EventTarget {
 
   get bytesDone(): number {
     let bytes = 0;
-    for (const id of this.done) bytes += Math.min(this.chunkSize, this.file.size - id * this.chunkSize);
+    for (const id of this.done) bytes += this.chunkLength(id);
     return bytes;
+  }
+
+  get bytesUploaded(): number {
+    let bytes = this.bytesDone;
+    for (const [id, sent] of this.inflight) if (!this.done.has(id)) bytes += sent;
+    return Math.min(this.file.size, bytes);
+  }
+
+  /** The pending retry that ends first, if any. */
+  get waiting(): RetryWait | null {
+    let first: RetryWait | null = null;
+    for (const w of this.waits.values()) if (first === null || w.until < first.until) first = w;
+    return first;
   }
 
   snapshot(): UploadSnapshot {
     return {
       state: this.state, sessionId: this.sessionId, totalChunks: this.totalChunks, chunkSize: this.chunkSize,
-      chunksDone: this.chunksDone, chunksSent: this.chunksSent, bytesDone: this.bytesDone, resumed: this.resumed,
-      error: this.error, result: this.result,
+      chunksDone: this.chunksDone, chunksSent: this.chunksSent, bytesDone: this.bytesDone,
+      bytesUploaded: this.bytesUploaded, bytesTransferred: this.bytesTransferred, resumed: this.resumed,
+      waiting: this.waiting, error: this.error, result: this.result,
     };
   }
 
@@ -678,6 +864,7 @@ export class Upload extends EventTarget {
     if (this.state === "completed" || this.state === "cancelled") return;
     this.abort.abort();
     this.releasePause?.();
+    this.waits.clear();
     this.setState("cancelled");
     if (this.fingerprint) this.client.store.delete(this.fingerprint);
     if (this.sessionId) {
@@ -699,12 +886,14 @@ export class Upload extends EventTarget {
       await this.sendMissing(signal);
       this.throwIfCancelled();
       this.setState("completing");
-      const result = await this.client.complete(this.sessionId!, signal);
+      const result = await this.client.complete(this.sessionId!, signal, this.retryFor(SESSION_WAITER));
+      this.settled(SESSION_WAITER);
       this.result = result;
       this.client.store.delete(this.fingerprint);
       this.setState("completed");
       return result;
     } catch (err) {
+      this.waits.clear();
       const error = err instanceof ApiError ? err : new ApiError("client_error", (err as Error)?.message ?? String(err));
       if (this.state === "cancelled" || error.code === "aborted") throw new ApiError("cancelled", "upload cancelled");
       this.error = error;
@@ -718,14 +907,17 @@ export class Upload extends EventTarget {
     const saved = this.opts.resume === false ? null : this.client.store.get(this.fingerprint);
     if (saved) {
       try {
-        const info = await this.client.resume(saved.session_id, undefined, signal);
+        const info = await this.client.resume(saved.session_id, undefined, signal,
+                                              { ...this.retryFor(SESSION_WAITER), waitForRoom: true });
+        this.settled(SESSION_WAITER);
         for (const id of info.uploaded_chunks) this.done.add(id);
         this.resumed = true;
-        this.adopt(info); // its "chunk" event starts the progress at the bytes already on the server
+        this.adopt(info); // its events start the progress at the bytes already on the server
         return;
       } catch (err) {
         // Expired, finished or unknown: start over with a fresh session.
         if (!(err instanceof ApiError) || !STALE_SESSION.has(err.code)) throw err;
+        this.settled(SESSION_WAITER);
         this.client.store.delete(this.fingerprint);
       }
     }
@@ -735,7 +927,10 @@ export class Upload extends EventTarget {
     };
     if (this.opts.title) req.title = this.opts.title;
     if (this.client.chunkSize) req.chunk_size = this.client.chunkSize;
-    this.adopt(await this.client.initiate(req, signal));
+    // A busy server (too_many_uploads, server_busy) is waited out for as long as it says.
+    const info = await this.client.initiate(req, signal, { ...this.retryFor(SESSION_WAITER), waitForRoom: true });
+    this.settled(SESSION_WAITER);
+    this.adopt(info);
     this.client.store.set(this.fingerprint, {
       session_id: this.sessionId!, chunk_size: this.chunkSize, total_chunks: this.totalChunks,
       filename: this.file.name, file_size: this.file.size, saved_at: Date.now(),
@@ -747,6 +942,7 @@ export class Upload extends EventTarget {
     this.chunkSize = info.chunk_size;
     this.totalChunks = info.total_chunks;
     this.dispatch("chunk");
+    this.dispatch("progress");
   }
 
   private async sendMissing(signal: AbortSignal): Promise<void> {
@@ -760,20 +956,68 @@ export class Upload extends EventTarget {
         const id = queue.shift();
         if (id === undefined) return;
         try {
-          await this.client.sendChunk(this.sessionId!, this.file, id, this.chunkSize, signal);
+          await this.sendOne(id, signal);
         } catch (err) {
           failure ??= err;
           throw err;
         }
         this.chunksSent++;
         this.done.add(id);
+        this.inflight.delete(id);
         this.dispatch("chunk");
+        this.dispatch("progress");
       }
     };
     const workers = Array.from({ length: Math.min(this.client.concurrency, queue.length) }, worker);
     const results = await Promise.allSettled(workers);
     if (failure !== null) throw failure;
     for (const r of results) if (r.status === "rejected") throw r.reason;
+  }
+
+  /** One chunk: its bytes in flight are counted as the browser reports them; a retry
+   * starts the chunk's count again from 0 (what the failed try sent did not arrive). */
+  private async sendOne(id: number, signal: AbortSignal): Promise<void> {
+    const length = this.chunkLength(id);
+    let sentThisTry = 0;
+    const onProgress = (loaded: number, total: number): void => {
+      // `total` is the whole multipart body; the chunk's share of it is what counts.
+      const sent = total > 0 ? Math.min(length, Math.round((loaded / total) * length)) : 0;
+      if (sent <= sentThisTry) return;
+      this.bytesTransferred += sent - sentThisTry;
+      sentThisTry = sent;
+      this.inflight.set(id, sent);
+      if (this.waits.delete(id)) this.dispatch("wait"); // bytes flow again: no longer waiting
+      this.dispatch("progress");
+    };
+    const retry = this.retryFor(id, () => {
+      sentThisTry = 0;
+      this.inflight.set(id, 0);
+      this.dispatch("progress");
+    });
+    try {
+      await this.client.sendChunk(this.sessionId!, this.file, id, this.chunkSize, signal, onProgress, retry);
+    } finally {
+      this.settled(id);
+    }
+  }
+
+  /** Retry options that record the wait of `who` (and tell the page: "wait" events). */
+  private retryFor(who: number, before?: () => void): RetryOptions {
+    return {
+      onRetry: (wait) => {
+        before?.();
+        this.waits.set(who, wait);
+        this.dispatch("wait");
+      },
+    };
+  }
+
+  private settled(who: number): void {
+    if (this.waits.delete(who)) this.dispatch("wait");
+  }
+
+  private chunkLength(id: number): number {
+    return Math.max(0, Math.min(this.chunkSize, this.file.size - id * this.chunkSize));
   }
 
   private throwIfCancelled(): void {
@@ -786,10 +1030,13 @@ export class Upload extends EventTarget {
     this.dispatch("state");
   }
 
-  private dispatch(type: "state" | "chunk"): void {
+  private dispatch(type: UploadEventType): void {
     this.dispatchEvent(new CustomEvent<UploadSnapshot>(type, { detail: this.snapshot() }));
   }
 }
+
+/** The waiter key of the session's own requests (initiate, resume, complete). */
+const SESSION_WAITER = -1;
 
 /** Resume refusals after which a fresh session is the way on. */
 const STALE_SESSION = new Set(["not_found", "session_expired", "session_not_active"]);

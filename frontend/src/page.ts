@@ -1,7 +1,14 @@
 /**
  * The upload page: pick or drop PDFs, one card per file with a progress bar driven by the
- * WebSocket's `upload_progress` events, pause/resume/cancel, the unfinished uploads the
- * server keeps (`/resumable`), the documents list and the search box.
+ * browser's own upload progress (bytes within each chunk), a speed averaged over the last
+ * few seconds and the time left from it, what a wait is for (a stall, an unreachable or a
+ * busy server), pause/resume/cancel, the unfinished uploads the server keeps
+ * (`/resumable`), the documents list and the search box.
+ *
+ * Of the two WebSocket events every chunk produces (`upload_progress` and
+ * `chunk_progress`, the same figures in two shapes), the page reads `upload_progress`
+ * only, and only as a floor for the bar: the bytes the server holds. Speed and time left
+ * are the page's own, from what it sends.
  *
  * URL parameters (for tuning and tests): `chunk_size` (bytes, the server clamps it to
  * 2-8 MiB) and `concurrency` (chunks in flight per file, default 3). On a server with API
@@ -10,9 +17,9 @@
  */
 
 import {
-  ApiError, FINGERPRINT_SAMPLE_BYTES, ProgressSocket, Upload, UploadClient, fingerprint, looksLikePdf,
-  type CompleteResult, type DocumentInfo, type Finding, type ResumableSession, type ServerEvent, type UploadState,
-  eventSessionId,
+  ADMISSION_CODES, ApiError, FINGERPRINT_SAMPLE_BYTES, ProgressSocket, SpeedMeter, Upload, UploadClient, fingerprint,
+  looksLikePdf, timeLeft, type CompleteResult, type DocumentInfo, type Finding, type ResumableSession,
+  type RetryWait, type ServerEvent, type UploadSnapshot, type UploadState, eventSessionId,
 } from "./client";
 
 const params = new URLSearchParams(location.search);
@@ -168,6 +175,10 @@ const STATE_LABEL: Record<CardState, string> = {
 };
 const FINDINGS_SHOWN = 8;
 
+/** No byte for this long while uploading: the card says "stalled". */
+const STALL_MS = 4000;
+const TICK_MS = 250;
+
 class UploadCard {
   readonly root: HTMLDivElement;
   private readonly badge = el("span", { className: "badge" });
@@ -176,13 +187,16 @@ class UploadCard {
   private readonly bytes = el("span", { className: "bytes" });
   private readonly speed = el("span", { className: "speed" });
   private readonly eta = el("span", { className: "eta" });
+  private readonly status = el("span", { className: "status" });
   private readonly message = el("div", { className: "message" });
   private readonly findings = el("ul", { className: "findings" });
   private readonly note = el("div", { className: "note" });
   private readonly pauseBtn = el("button", { type: "button", className: "pause", textContent: "Pause" });
   private readonly cancelBtn = el("button", { type: "button", className: "cancel", textContent: "Cancel" });
+  private readonly meter = new SpeedMeter(5000, 1000);
   private percent = 0;
-  private wsSeen = false;
+  private ticker: ReturnType<typeof setInterval> | null = null;
+  private waitSaid: RetryWait | null = null;
   upload: Upload | null = null;
 
   constructor(readonly file: File) {
@@ -194,11 +208,12 @@ class UploadCard {
     bar.setAttribute("aria-valuemin", "0");
     bar.setAttribute("aria-valuemax", "100");
     this.findings.hidden = true;
+    this.status.setAttribute("aria-live", "polite");
     this.root.append(
       el("div", { className: "upload-head" }, el("span", { className: "upload-name", title: file.name }, file.name),
          this.badge),
       bar,
-      el("div", { className: "upload-meta" }, this.pct, this.bytes, this.speed, this.eta,
+      el("div", { className: "upload-meta" }, this.pct, this.bytes, this.speed, this.eta, this.status,
          el("span", { className: "actions" }, this.pauseBtn, this.cancelBtn)),
       this.message, this.note, this.findings,
     );
@@ -213,7 +228,17 @@ class UploadCard {
     this.setState("idle");
   }
 
+  /** Follow `upload`: its bytes, its waits, and a clock that keeps speed, time left and
+   * countdowns current between events (a stall sends no events). */
+  watch(upload: Upload): void {
+    this.upload = upload;
+    upload.addEventListener("progress", (e) => this.onProgress((e as CustomEvent<UploadSnapshot>).detail));
+    upload.addEventListener("wait", () => this.render());
+    this.ticker = setInterval(() => this.render(), TICK_MS);
+  }
+
   setState(state: CardState): void {
+    const was = this.root.dataset["state"];
     this.root.dataset["state"] = state;
     this.badge.dataset["state"] = state;
     this.badge.textContent = STATE_LABEL[state];
@@ -225,11 +250,13 @@ class UploadCard {
     this.pauseBtn.disabled = !(state === "uploading" || state === "paused");
     this.pauseBtn.textContent = state === "paused" ? "Resume" : "Pause";
     this.cancelBtn.disabled = !(active || state === "idle");
-    if (!active) {
-      this.speed.textContent = "";
-      this.eta.textContent = "";
+    if (state === "uploading" && was === "paused") this.meter.reset(); // time paused is not slowness
+    if (finished && this.ticker !== null) {
+      clearInterval(this.ticker);
+      this.ticker = null;
     }
     if (state === "paused") this.say("Paused: chunks in flight finish, no new ones start.");
+    this.render();
   }
 
   setPercent(p: number, bytesDone?: number): void {
@@ -241,23 +268,73 @@ class UploadCard {
     if (bytesDone !== undefined) this.bytes.textContent = `${formatBytes(bytesDone)} of ${formatBytes(this.file.size)}`;
   }
 
-  /** Local progress (chunk acknowledgements) until the WebSocket speaks for this upload. */
-  onLocalProgress(bytesDone: number): void {
-    if (this.wsSeen) return;
-    this.setPercent((bytesDone / this.file.size) * 100, bytesDone);
+  /** The browser's count of bytes sent (within chunks too). */
+  private onProgress(snap: UploadSnapshot): void {
+    this.meter.add(snap.bytesTransferred);
+    this.setPercent((snap.bytesUploaded / this.file.size) * 100, snap.bytesUploaded);
+    this.root.dataset["bytes"] = String(snap.bytesUploaded);
+  }
+
+  /**
+   * Speed and time left while bytes move; otherwise why they do not: a retry pending
+   * (server unreachable or busy, with its countdown), or a stall. Never a stale figure:
+   * speed and time left are blank whenever the upload is not actively sending.
+   */
+  private render(): void {
+    const upload = this.upload;
+    const state = this.root.dataset["state"];
+    const now = Date.now();
+    let speed = "";
+    let eta = "";
+    let status = "";
+    let wait = "";
+    const pending = upload?.waiting ?? null;
+    if (upload && pending && (state === "uploading" || state === "preparing" || state === "completing")) {
+      const left = Math.ceil((pending.until - now) / 1000);
+      const when = left >= 1 ? `in ${left} s` : "now…";
+      if (pending.code === "network_error") {
+        wait = "unreachable";
+        status = `server unreachable, retrying ${when}`;
+      } else if (ADMISSION_CODES.has(pending.code) || pending.code === "rate_limited") {
+        wait = "busy";
+        status = state === "preparing" ? `server busy, starting ${when}` : `server busy, retrying ${when}`;
+      } else {
+        wait = "retrying";
+        status = `server error (${pending.status || pending.code}), retrying ${when}`;
+      }
+      if (pending !== this.waitSaid && wait === "busy" && state === "preparing") {
+        const secs = Math.max(1, Math.round(pending.delayMs / 1000));
+        this.say(`Waiting for the server: ${pending.message}. ` +
+                 (pending.serverSaid ? `It asked to try again in ${secs} s.` : `Trying again in ${secs} s.`));
+      }
+      this.waitSaid = pending;
+    } else if (upload && state === "uploading") {
+      const idle = this.meter.idleMs(now);
+      if (idle !== null && idle >= STALL_MS) {
+        wait = "stalled";
+        status = `stalled: nothing sent for ${Math.floor(idle / 1000)} s`;
+      } else {
+        const rate = this.meter.rate(now);
+        const left = timeLeft(this.file.size - upload.bytesUploaded, rate);
+        if (rate !== null && rate > 0) speed = `${formatBytes(rate)}/s`;
+        if (left !== null && upload.bytesUploaded < this.file.size) eta = `${formatDuration(left)} left`;
+      }
+    }
+    if (this.waitSaid !== null && pending === null) this.waitSaid = null;
+    this.speed.textContent = speed;
+    this.eta.textContent = eta;
+    this.status.textContent = status;
+    if (wait) this.root.dataset["wait"] = wait;
+    else delete this.root.dataset["wait"];
+    if (wait === "busy" && state === "preparing") this.badge.textContent = "waiting";
+    else if (state) this.badge.textContent = STATE_LABEL[state as CardState];
   }
 
   onServerEvent(event: ServerEvent): void {
     if (event.type === "upload_progress") {
+      // The bytes the server holds: a floor for the bar (the page's own count leads it).
       const d = event.data;
-      this.wsSeen = true;
-      this.setPercent(d.progress_percentage, d.uploaded_bytes);
-      const state = this.upload?.state;
-      if (state === "uploading" || state === "paused") {
-        this.speed.textContent = d.upload_speed_bps > 0 ? `${formatBytes(d.upload_speed_bps)}/s` : "";
-        this.eta.textContent = d.estimated_time_remaining != null && d.progress_percentage < 100
-          ? `${formatDuration(d.estimated_time_remaining)} left` : "";
-      }
+      this.setPercent(d.progress_percentage);
     } else if (event.type === "upload_status") {
       const stored = this.root.dataset["state"] === "completed" || this.root.dataset["state"] === "flagged";
       if (stored || event["index_status"] !== undefined ||
@@ -364,7 +441,7 @@ async function startUpload(file: File): Promise<void> {
   }
   await socket.ready(3000); // progress events only reach a connected socket
   const upload = client.upload(file);
-  card.upload = upload;
+  card.watch(upload);
   upload.addEventListener("state", () => {
     if (upload.sessionId) cardsBySession.set(upload.sessionId, card);
     if (upload.state === "uploading" && upload.resumed && upload.chunksSent === 0) {
@@ -378,10 +455,10 @@ async function startUpload(file: File): Promise<void> {
       card.say("Cancelled; the partial upload was removed from the server.");
     }
     if (upload.state !== "failed" && upload.state !== "completed") card.setState(upload.state);
+    if (upload.state === "uploading") void refreshResumable(); // it is no longer waiting for its file
   });
   upload.addEventListener("chunk", () => {
     if (upload.sessionId) cardsBySession.set(upload.sessionId, card);
-    card.onLocalProgress(upload.bytesDone);
     if (upload.state === "uploading" && upload.resumed) {
       card.say(`Resumed: ${upload.chunksDone} of ${upload.totalChunks} chunks on the server, ` +
                `${upload.chunksSent} sent now.`);
@@ -435,7 +512,7 @@ async function refreshResumable(): Promise<void> {
   const active = new Set(cardsBySession.keys());
   const known = new Map([...client.store.all().values()].map((rec) => [rec.session_id, rec]));
   const shown = sessions.filter((s) => !active.has(s.session_id) ||
-    ["failed", "cancelled", "paused"].includes(cardsBySession.get(s.session_id)?.upload?.state ?? ""));
+    ["failed", "cancelled"].includes(cardsBySession.get(s.session_id)?.upload?.state ?? ""));
   byId("resumable-section").hidden = shown.length === 0;
   byId("resumable").replaceChildren(...shown.map((s) => {
     const discard = el("button", { type: "button", textContent: "Discard" });

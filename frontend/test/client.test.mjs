@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  ApiError, SessionStore, UploadClient, backoffDelay, chunkRange, fingerprint, fingerprintOf, looksLikePdf,
-  parseRetryAfter, totalChunks,
+  ApiError, SessionStore, SpeedMeter, UploadClient, backoffDelay, chunkRange, fingerprint, fingerprintOf, looksLikePdf,
+  parseRetryAfter, timeLeft, totalChunks,
 } from "../dist/client.js";
 
 test("parseRetryAfter: seconds, HTTP dates, junk", () => {
@@ -22,7 +22,9 @@ test("parseRetryAfter: seconds, HTTP dates, junk", () => {
 test("backoffDelay honours Retry-After, else exponential with jitter, capped", () => {
   assert.equal(backoffDelay(0, 2000), 2000);
   assert.equal(backoffDelay(5, 2000), 2000, "the server's hint wins over the attempt count");
-  assert.equal(backoffDelay(0, 120_000, { maxMs: 30_000 }), 30_000);
+  assert.equal(backoffDelay(0, 120_000, { maxMs: 30_000 }), 120_000, "the server's hint is obeyed as given...");
+  assert.equal(backoffDelay(0, 900_000), 300_000, "...up to 5 minutes");
+  assert.equal(backoffDelay(0, 900_000, { maxRetryAfterMs: 60_000 }), 60_000);
   const lo = () => 0, hi = () => 0.999999;
   assert.equal(backoffDelay(0, null, { baseMs: 500, random: lo }), 250);
   assert.equal(backoffDelay(3, null, { baseMs: 500, random: lo }), 2000);
@@ -149,4 +151,94 @@ test("a resumed upload's first progress is the bytes already on the server", asy
   await upload.start();
   assert.equal(upload.resumed, true);
   assert.deepEqual(seen, [15, 25], "starts at chunks 0 and 2 (10 + 5 bytes), then the one sent");
+});
+
+test("SpeedMeter: a moving average over its window, null before a second, falling when nothing moves", () => {
+  const m = new SpeedMeter(5000, 1000);
+  assert.equal(m.rate(0), null);
+  m.add(0, 0);
+  m.add(400_000, 500);
+  assert.equal(m.rate(500), null, "half a second of samples is not enough");
+  m.add(1_000_000, 1000);
+  assert.equal(m.rate(1000), 1_000_000);
+  // 10 s at 1 MB/s, then 10 s at 4 MB/s: the figure is the last 5 s only.
+  let bytes = 1_000_000;
+  for (let t = 1100; t <= 10_000; t += 100) m.add((bytes += 100_000), t);
+  for (let t = 10_100; t <= 20_000; t += 100) m.add((bytes += 400_000), t);
+  assert.equal(Math.round(m.rate(20_000)), 4_000_000);
+  assert.equal(m.idleMs(20_000), 0);
+  // Nothing moves for 3 s: the average over the window falls, and the idle time shows it.
+  assert.equal(Math.round(m.rate(23_000)), 1_600_000);
+  assert.equal(m.idleMs(23_000), 3000);
+  assert.equal(m.rate(26_000), 0);
+  m.add(bytes - 5, 26_000);
+  assert.equal(m.idleMs(26_000), 6000, "a smaller count is ignored (the count only grows)");
+  m.reset();
+  assert.equal(m.rate(27_000), null);
+  assert.equal(m.idleMs(27_000), null);
+});
+
+test("timeLeft: remaining bytes over the speed; none without a speed", () => {
+  assert.equal(timeLeft(10_000_000, 2_000_000), 5);
+  assert.equal(timeLeft(0, 2_000_000), 0);
+  assert.equal(timeLeft(10, null), null);
+  assert.equal(timeLeft(10, 0), null);
+});
+
+function busy(code, status, retryAfter, message = "5 uploads are already active; retry later") {
+  return new Response(JSON.stringify({ success: false, error: code, message }),
+                      { status, headers: { "Retry-After": String(retryAfter) } });
+}
+
+test("a busy server is waited out as long as it says, without using up the retries, and each wait is told", async () => {
+  const replies = [busy("too_many_uploads", 429, 0.03), busy("server_busy", 503, 0.02), busy("too_many_uploads", 429, 0.01),
+                   new Response(JSON.stringify({ session_id: "s1" }), { status: 201 })];
+  const times = [];
+  const fetchStub = async () => {
+    times.push(Date.now());
+    return replies.shift();
+  };
+  const client = new UploadClient({ fetch: fetchStub, storage: null, clientId: "t1", maxRetries: 1 });
+  const waits = [];
+  const info = await client.initiate({ filename: "a.pdf", file_size: 5 }, undefined,
+                                     { waitForRoom: true, onRetry: (w) => waits.push(w) });
+  assert.equal(info.session_id, "s1");
+  assert.deepEqual(waits.map((w) => [w.code, w.delayMs, w.serverSaid, w.attempt]),
+                   [["too_many_uploads", 30, true, 1], ["server_busy", 20, true, 2], ["too_many_uploads", 10, true, 3]]);
+  assert.equal(waits[0].message, "5 uploads are already active; retry later");
+  assert.ok(times[1] - times[0] >= 25, "waited the server's Retry-After");
+
+  // Without waitForRoom the same refusals count as tries.
+  replies.push(busy("too_many_uploads", 429, 0.01), busy("too_many_uploads", 429, 0.01));
+  await assert.rejects(client.initiate({ filename: "a.pdf", file_size: 5 }), (err) => err.code === "too_many_uploads");
+  assert.equal(replies.length, 0);
+});
+
+test("an upload reports its bytes and its waits: a chunk's failed try starts the chunk again from 0", async () => {
+  const file = new File([new Uint8Array(25)], "p.pdf", { lastModified: 7 });
+  let chunkCalls = 0;
+  const fetchStub = async (url) => {
+    if (url.endsWith("/initiate")) {
+      return new Response(JSON.stringify({ session_id: "s2", upload_url: "/u", chunk_size: 10, total_chunks: 3,
+                                           expires_at: "", websocket_room: "", client_id: "t2" }), { status: 201 });
+    }
+    if (url.includes("/chunk/")) {
+      if (chunkCalls++ === 1) throw new TypeError("connection refused");
+      return new Response(JSON.stringify({ success: true }), { status: 200 });
+    }
+    return new Response(JSON.stringify({ document: { id: 1 }, duplicate: false }), { status: 200 });
+  };
+  const client = new UploadClient({ fetch: fetchStub, storage: null, clientId: "t2", concurrency: 1,
+                                    backoff: { baseMs: 10, random: () => 0 } });
+  const upload = client.upload(file);
+  const progress = [];
+  const waits = [];
+  upload.addEventListener("progress", (e) => progress.push([e.detail.bytesUploaded, e.detail.bytesTransferred]));
+  upload.addEventListener("wait", (e) => waits.push(e.detail.waiting?.code ?? null));
+  await upload.start();
+  assert.deepEqual(progress.at(0), [0, 0]);
+  assert.deepEqual(progress.at(-1), [25, 25]);
+  assert.ok(progress.every(([up], i) => i === 0 || up >= progress[i - 1][0]), JSON.stringify(progress));
+  assert.deepEqual(waits, ["network_error", null], "one wait for the refused connection, then none");
+  assert.equal(upload.snapshot().waiting, null);
 });
