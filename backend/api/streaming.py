@@ -80,7 +80,7 @@ async def initiate(body: InitiateIn, request: Request, svc: Services = Depends(s
     `Retry-After`); capped per owner: unfinished sessions (429 `too_many_uploads`) and
     their total size (507 `upload_quota_exceeded`)."""
     await svc.rate_limits.check(who, client_ip(request))
-    live = await svc.sessions.initiate(who, InitiateRequest(**body.model_dump()))
+    live = await svc.uploads.create(who, InitiateRequest(**body.model_dump()))
     bind_session(live.id)
     return session_view(live)
 
@@ -126,7 +126,7 @@ async def upload_chunk(
         chunk_id = _int_field(form.fields, "chunk_id", required=True)
         offset = _int_field(form.fields, "chunk_offset", required=False)
         assert chunk_id is not None
-        result = await svc.assembly.write_chunk(
+        result = await svc.uploads.write_chunk(
             who, session_id, chunk_id, offset, lambda: form.fields.get("checksum") or None, form.file_data()
         )
     except ClientDisconnect:
@@ -149,7 +149,7 @@ async def upload_chunk(
 async def complete(session_id: str, svc: Services = Depends(services), who: str = Depends(owner)) -> dict[str, Any]:
     """Verify, validate, store and record the file. Calling it again returns the same document."""
     bind_session(session_id)
-    done = await svc.completion.complete(who, session_id)
+    done = await svc.uploads.finish(who, session_id)
     return {"document": await svc.documents.view(done.document), "duplicate": done.duplicate}
 
 
@@ -176,7 +176,7 @@ async def cancel(
 ) -> dict[str, Any]:
     """Stop an upload: its partial file and saved state are removed."""
     bind_session(session_id)
-    await svc.sessions.cancel(who, session_id, body.reason if body else None)
+    await svc.uploads.terminate(who, session_id, body.reason if body else None)
     return {"success": True, "session_id": session_id, "status": "cancelled"}
 
 

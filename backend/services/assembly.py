@@ -85,7 +85,7 @@ class AssemblyService:
         self.bytes_received = 0
         self.chunks_accepted = 0
 
-    def _run(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+    def run(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
         return asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def write_chunk(
@@ -96,7 +96,7 @@ class AssemblyService:
         asked for once ``data`` is consumed (a form may carry it after the file)."""
         live = self.sessions.get(owner, session_id)
         s = live.session
-        self._ensure_open(live)
+        self.ensure_open(live)
         if not 0 <= chunk_id < s.total_chunks:
             raise InvalidChunk(f"chunk_id {chunk_id} is outside 0..{s.total_chunks - 1}")
         if offset is None:
@@ -121,7 +121,7 @@ class AssemblyService:
                     digest, fork = await self._write_new(live, chunk_id, offset, length, data)
                     try:
                         self._check(chunk_id, digest, checksum())
-                        self._ensure_open(live)  # another chunk's scan may have failed it meanwhile
+                        self.ensure_open(live)  # another chunk's scan may have failed it meanwhile
                     except BaseException:
                         if fork is not None:
                             self.prefix.discard(fork)
@@ -143,23 +143,23 @@ class AssemblyService:
             # catch-up reads them to the end of the file, where the scan is finished, and
             # what it refuses is refused here (/complete would wait for it anyway).
             await self.prefix.wait_caught_up(live)
-            self._ensure_not_refused(live)
+            self.ensure_not_refused(live)
         await self.sessions.save(live)  # nothing to write unless the findings changed it
         self.reporter.chunk_recorded(live, chunk_id)
         return self._result(live, chunk_id, duplicate=False)
 
     @staticmethod
-    def _ensure_not_refused(live: LiveSession) -> None:
+    def ensure_not_refused(live: LiveSession) -> None:
         """A session the scan refused says why (``SecurityRejected``)."""
         s = live.session
         if s.status == FAILED and s.error and s.error.get("error") == SecurityRejected.code:
             raise SecurityRejected(s.error["message"], findings=s.error.get("findings", []))
 
     @classmethod
-    def _ensure_open(cls, live: LiveSession) -> None:
+    def ensure_open(cls, live: LiveSession) -> None:
         """Chunks are taken only while uploading; a session the scan refused says why."""
         s = live.session
-        cls._ensure_not_refused(live)
+        cls.ensure_not_refused(live)
         if s.status != UPLOADING:
             raise SessionNotActive(f"session {s.session_id} is {s.status}")
 
@@ -240,11 +240,11 @@ class AssemblyService:
         prefix worker hashes and scans it in a process of its own, meanwhile)."""
         digest = hashlib.sha256()
         try:
-            writer: ChunkWriter = await self._run(self.chunks.open_chunk, live.id, offset, length)
+            writer: ChunkWriter = await self.run(self.chunks.open_chunk, live.id, offset, length)
         except FileNotFoundError:
             # Cancelled or refused by another request since this one's checks, which
             # removed the partial file: say why rather than fail.
-            self._ensure_open(live)
+            self.ensure_open(live)
             raise
         fork = self.prefix.fork(live, offset)
         written = offset
@@ -276,7 +276,7 @@ class AssemblyService:
                 self.prefix.discard(fork)
             raise
         finally:
-            await self._run(writer.close)
+            await self.run(writer.close)
         return digest.hexdigest(), fork
 
 

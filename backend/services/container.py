@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.services.appends import AppendService
 from backend.services.assembly import RESERVATION, AssemblyService
 from backend.services.backpressure import MemoryBudget
 from backend.services.completion import CompletionService
@@ -21,6 +22,7 @@ from backend.services.ratelimit import Rule, SessionRateLimits, SlidingWindowLim
 from backend.services.sessions import SessionService
 from backend.services.stats import StatsService
 from backend.services.tasks import cancel_and_wait
+from backend.services.uploads import UploadService
 from backend.services.pdf.inspect import inspect_pdf
 from backend.services.validation import Inspector, SandboxedInspector, ValidationService
 from backend.services.ws_hub import WebSocketHub
@@ -50,6 +52,7 @@ class Services:
     importer: ImportService
     metrics: Metrics
     rate_limits: SessionRateLimits
+    uploads: UploadService
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -128,5 +131,6 @@ def build_services(settings: Settings) -> Services:
         rate_limited=lambda: dict(rate_limits.refusals),
     ))
     importer.on_finished = metrics.import_finished
+    uploads = UploadService(sessions, assembly, AppendService(assembly), completion)
     return Services(settings, pool, sessions, assembly, completion, documents, validation, stats, hub,
-                    reporter, repo, importer, metrics, rate_limits)
+                    reporter, repo, importer, metrics, rate_limits, uploads)

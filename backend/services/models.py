@@ -59,6 +59,10 @@ class Session:
     scan: dict[str, Any] = field(default_factory=dict)
     updated_at: float = 0.0
     original_filename: str | None = None  # as the client sent it, when sanitizing changed it
+    protocol: str = "chunks"  # the dialect that opened it: "chunks" (API.md) or "tus"
+    metadata: dict[str, str] = field(default_factory=dict)  # tus Upload-Metadata, decoded
+    # Appends (tus): the bytes of the first missing chunk already received, {"length", "sha256"}.
+    tail: dict[str, Any] | None = None
 
     @property
     def unfinished(self) -> bool:
@@ -79,8 +83,26 @@ class Session:
         return next((i for i in range(self.total_chunks) if i not in self.chunks), None)
 
     @property
+    def recorded_prefix(self) -> int:
+        """Bytes in the recorded chunks that run from the start without a gap."""
+        n = 0
+        while n in self.chunks:
+            n += 1
+        return min(n * self.chunk_size, self.file_size)
+
+    @property
+    def tail_offset(self) -> int | None:
+        """Where the tail starts (the first missing chunk), if there is one."""
+        return self.recorded_prefix if self.tail is not None else None
+
+    @property
+    def offset(self) -> int:
+        """The contiguous bytes from the start: recorded chunks, then the tail."""
+        return self.recorded_prefix + (int(self.tail["length"]) if self.tail else 0)
+
+    @property
     def uploaded_bytes(self) -> int:
-        return sum(self.chunk_length(i) for i in self.chunks)
+        return sum(self.chunk_length(i) for i in self.chunks) + (int(self.tail["length"]) if self.tail else 0)
 
     @property
     def progress_percentage(self) -> float:
@@ -101,6 +123,7 @@ class Session:
         record = {name: getattr(self, name) for name in _FIELDS}
         record["client_ids"] = list(self.client_ids)
         record["chunks"] = {str(k): v for k, v in self.chunks.items()}
+        record["metadata"] = dict(self.metadata)
         return record
 
     @classmethod

@@ -157,28 +157,41 @@ class PrefixService:
     # -- rebuild and finish -------------------------------------------------------------
 
     async def rebuild(self, live: LiveSession) -> list[int]:
-        """Verify every recorded chunk against the store and rebuild the prefix.
+        """Verify every recorded chunk (and an append's partial tail) against the store
+        and rebuild the prefix.
 
         Returns the ids of chunks that were recorded but whose bytes did not check out
-        (they are no longer recorded). Chunks recorded while this runs are trusted: they
-        were hashed on their way in."""
+        (they are no longer recorded); a tail that does not check out is dropped. Chunks
+        recorded while this runs are trusted: they were hashed on their way in."""
         async with live.prefix_lock:
             s = live.session
             recorded = dict(s.chunks)
-            bad: list[int] = []
+            tail = s.tail
+            ranges = [(i * s.chunk_size, s.chunk_length(i), sha) for i, sha in sorted(recorded.items())]
+            tail_at = s.tail_offset if tail is not None else None
+            if tail is not None and tail_at is not None:
+                ranges.append((tail_at, int(tail["length"]), str(tail["sha256"])))
+            bad_offsets: list[int] = []
             for attempt in (1, 2):  # a worker that died is started again by the next message
                 prefix = PrefixHandle(self.lane)
                 try:
-                    bad, findings, progress = await self.lane.ask(
-                        "rebuild", prefix.id, live.id, recorded, s.chunk_size, s.total_chunks, s.file_size)
+                    bad_offsets, findings, progress = await self.lane.ask(
+                        "rebuild", prefix.id, live.id, ranges, s.file_size)
                     break
                 except LaneError as exc:
                     if attempt == 2:
                         raise RuntimeError(f"the prefix worker could not rebuild session {live.id}: {exc}") from exc
             prefix.update(progress)
-            for chunk_id in bad:
-                if s.chunks.get(chunk_id) == recorded[chunk_id]:
+            bad: list[int] = []
+            for offset in bad_offsets:
+                if offset == tail_at and s.tail is tail:
+                    s.tail = None
+                    live.touch()
+                    continue
+                chunk_id = offset // s.chunk_size
+                if s.chunks.get(chunk_id) == recorded.get(chunk_id):
                     del s.chunks[chunk_id]
+                    bad.append(chunk_id)
             live.prefix = prefix
             if bad:
                 live.touch()

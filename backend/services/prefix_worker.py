@@ -15,7 +15,8 @@ every session's prefix state. The server tells it what happened, in order, over 
   and answers what the chunk's bytes carry. ``discard`` drops a fork.
 - ``catch_up``: a recorded chunk that now extends the prefix (it arrived ahead of a gap)
   is read back and checked against its recorded SHA-256 before it is fed.
-- ``rebuild``: verify every recorded chunk and rebuild the state over the verified prefix.
+- ``rebuild``: verify every recorded byte range (chunks, and an append's partial tail)
+  and rebuild the state over the verified prefix.
 - ``finish``: the whole-file digest, every finding and the scan's summary.
 
 ``commit``, ``catch_up`` and ``rebuild`` are told where the file ends: the operation that
@@ -143,29 +144,22 @@ class PrefixWorker:
             findings += self._at_end(state, end)
         return ok, findings, self._progress(state)
 
-    def rebuild(self, state_id: int, upload_id: str, recorded: dict[int, str], chunk_size: int,
-                total_chunks: int, file_size: int) -> tuple[list[int], list[Any], Progress]:
-        """A new state over the verified prefix; the recorded chunks whose bytes do not
-        hash to what was recorded (they must be sent again)."""
+    def rebuild(self, state_id: int, upload_id: str, ranges: list[tuple[int, int, str]],
+                file_size: int) -> tuple[list[int], list[Any], Progress]:
+        """A new state over the verified prefix. ``ranges`` are the recorded byte ranges
+        (offset, length, SHA-256), in order; returns the offsets of those whose bytes do
+        not hash to what was recorded (they must be sent again)."""
         state = self.states[state_id] = PrefixState(self.scanner_factory())
         bad: list[int] = []
         findings: list[Any] = []
-        contiguous = True
-        for chunk_id in range(total_chunks):
-            expected = recorded.get(chunk_id)
-            if expected is None:
-                contiguous = False
-                continue
-            offset = chunk_id * chunk_size
-            length = min(chunk_size, file_size - offset)
-            if contiguous:
+        for offset, length, expected in sorted(ranges):
+            if offset == state.offset:
                 ok, found = self._feed_checked(upload_id, state, offset, length, expected)
                 findings += found
             else:
                 ok = self._hash_range(upload_id, offset, length) == expected
             if not ok:
-                bad.append(chunk_id)
-                contiguous = False
+                bad.append(offset)
         findings += self._at_end(state, file_size)
         return bad, findings, self._progress(state)
 

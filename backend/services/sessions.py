@@ -52,6 +52,8 @@ class InitiateRequest:
     check_duplicates: bool = True
     auto_build_index: bool = False
     expected_hash: str | None = None
+    protocol: str = "chunks"
+    metadata: dict[str, str] | None = None
 
 
 class SessionService:
@@ -139,6 +141,8 @@ class SessionService:
             expected_hash=expected,
             updated_at=now,
             original_filename=req.filename if req.filename != filename else None,
+            protocol=req.protocol,
+            metadata=dict(req.metadata or {}),
         )
         live = LiveSession(session, prefix=self.prefix.new_state())
         self.live[session.session_id] = live  # before any file exists: the orphan sweep skips it

@@ -54,6 +54,10 @@ def _recorded(data: bytes) -> dict[int, str]:
     return {i: hashlib.sha256(data[i * CHUNK:(i + 1) * CHUNK]).hexdigest() for i in range(-(-len(data) // CHUNK))}
 
 
+def _ranges(data: bytes, recorded: dict[int, str]) -> list[tuple[int, int, str]]:
+    return [(i * CHUNK, len(data[i * CHUNK:(i + 1) * CHUNK]), sha) for i, sha in sorted(recorded.items())]
+
+
 def _commit_all(worker: PrefixWorker, data: bytes) -> list[list[Any]]:
     """Every chunk forked, fed and committed in order: each commit's findings."""
     worker.open(1)
@@ -107,7 +111,7 @@ def test_rebuild_commit_and_catch_up_agree(worker: PrefixWorker, data: bytes) ->
     with the same findings and summary as the one the chunks built."""
     _commit_all(worker, data)
     streamed = worker.finish(1)
-    bad, findings, progress = worker.rebuild(2, "u", _recorded(data), CHUNK, 3, len(data))
+    bad, findings, progress = worker.rebuild(2, "u", _ranges(data, _recorded(data)), len(data))
     assert bad == [] and progress == (len(data), streamed[2])
     assert findings == streamed[1] and "javascript" in _kinds(findings)
     assert worker.finish(2) == streamed
@@ -116,10 +120,23 @@ def test_rebuild_commit_and_catch_up_agree(worker: PrefixWorker, data: bytes) ->
 def test_rebuild_short_of_the_end_leaves_the_scan_open(worker: PrefixWorker, data: bytes) -> None:
     recorded = _recorded(data)
     del recorded[1]
-    _, findings, progress = worker.rebuild(1, "u", recorded, CHUNK, 3, len(data))
+    _, findings, progress = worker.rebuild(1, "u", _ranges(data, recorded), len(data))
     assert findings == [] and progress[0] == CHUNK
     ok, findings, _ = worker.catch_up(1, "u", CHUNK, CHUNK, _recorded(data)[1], len(data))
     assert ok and findings == []
+
+
+def test_rebuild_verifies_a_partial_tail_and_names_bad_ranges_by_offset(worker: PrefixWorker,
+                                                                         data: bytes) -> None:
+    """An append's tail (part of a chunk) is a range like any other: fed if it checks out."""
+    ranges = _ranges(data, {0: _recorded(data)[0]})
+    tail = data[CHUNK:CHUNK + 1000]
+    ranges.append((CHUNK, 1000, hashlib.sha256(tail).hexdigest()))
+    bad, _, progress = worker.rebuild(1, "u", ranges, len(data))
+    assert bad == [] and progress[0] == CHUNK + 1000
+    ranges[-1] = (CHUNK, 1000, hashlib.sha256(b"other bytes").hexdigest())
+    bad, _, progress = worker.rebuild(2, "u", ranges, len(data))
+    assert bad == [CHUNK] and progress[0] == CHUNK
 
 
 def test_without_a_scanner_the_end_is_just_the_end(tmp_path: Path, data: bytes) -> None:

@@ -1,0 +1,272 @@
+"""AppendService: bytes appended at an upload's offset, as tus and the IETF draft send them.
+
+An append is a byte range that starts exactly where the upload's contiguous bytes end
+(:attr:`Session.offset`) and runs for as long as the body does. Underneath it is the same
+session as the chunk API's: the file is cut into chunks of ``chunk_size`` bytes, and an
+append records each chunk it completes, with its SHA-256, exactly as a chunk request
+would. The bytes of the first chunk it does not complete are the session's ``tail``
+(their length and SHA-256), which the next append continues; the tail is verified from
+the bytes like any chunk after a restart (:meth:`PrefixService.rebuild`).
+
+Contract:
+- Offset first: an append that does not start at the offset is refused
+  (``OffsetMismatch``, with the offset) before a byte is read.
+- One append at a time per upload. A new one asks the one in progress to stop where it
+  is (a client that reconnects must not wait for its own dead request to time out),
+  then checks its offset against what the old one kept.
+- A body cut off (the client went away, or stopped sending) keeps what arrived: it is
+  recorded, and the error is raised after. With a checksum, the body counts only whole:
+  a mismatch or a cut-off body records nothing (``ChecksumMismatch``).
+- The checks of the chunk API apply: the PDF header in the first 1024 bytes
+  (``NotAPdf``, the session fails), the streaming scan (``SecurityRejected`` on the
+  append that reveals it), the memory budget (``ServerBusy``), the active-uploads cap.
+- The append that brings the offset to the end waits for the prefix to catch up, so its
+  answer includes what the end of the file reveals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.errors import (
+    ChecksumMismatch, FileTooLarge, NotAPdf, OffsetMismatch, RequestTimeout, SessionNotActive,
+)
+from backend.services.assembly import BLOCK, HEADER_BYTES, RESERVATION, SLOTS, AssemblyService
+from backend.services.block_sink import BlockSink
+from backend.services.live import LiveSession
+from backend.services.tasks import outlive
+from backend.storage.base import ChunkWriter
+
+log = logging.getLogger(__name__)
+
+CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
+TAKEOVER_WAIT = 10.0
+
+
+class Stopped(Exception):
+    """A newer append asked this one to stop."""
+
+
+class BodyCut(Exception):
+    """The body ended before it was whole: the client went away. Routers raise it from
+    the body iterator they hand in (the web framework's own error stays in ``api``)."""
+
+
+@dataclass(frozen=True)
+class Checksum:
+    """What the client says the body hashes to (``algorithm`` one of :data:`CHECKSUMS`)."""
+
+    algorithm: str
+    digest: bytes
+
+
+@dataclass
+class _Cells:
+    """The worker thread's view of the chunks an append runs through."""
+
+    chunk_size: int
+    file_size: int
+    index: int
+    filled: int
+    hasher: Any
+    body: Any
+    done: dict[int, str] = field(default_factory=dict)
+
+    def add(self, piece: memoryview) -> None:
+        if self.body is not None:
+            self.body.update(piece)
+        while piece:
+            size = min(self.chunk_size, self.file_size - self.index * self.chunk_size)
+            part, piece = piece[:size - self.filled], piece[size - self.filled:]
+            self.hasher.update(part)
+            self.filled += len(part)
+            if self.filled == size:
+                self.done[self.index] = self.hasher.hexdigest()
+                self.index, self.filled, self.hasher = self.index + 1, 0, hashlib.sha256()
+
+
+class AppendService:
+    def __init__(self, assembly: AssemblyService) -> None:
+        self.assembly = assembly
+        self.sessions = assembly.sessions
+        self.prefix = assembly.prefix
+        self.chunks = assembly.chunks
+        self.validation = assembly.validation
+
+    async def append(self, live: LiveSession, offset: int, data: AsyncIterator[bytes | memoryview],
+                     checksum: Checksum | None = None) -> int:
+        """Write the body at ``offset``; the upload's new offset (see the module doc)."""
+        s = live.session
+        self.assembly.ensure_open(live)
+        if live.append_stop is not None:
+            live.append_stop.set()
+        try:
+            await asyncio.wait_for(live.append_lock.acquire(), TAKEOVER_WAIT)
+        except TimeoutError:
+            raise SessionNotActive("another request is still writing to this upload; retry") from None
+        stop = live.append_stop = asyncio.Event()
+        try:
+            self.assembly.ensure_open(live)
+            if offset != s.offset:
+                raise OffsetMismatch(f"the upload's bytes end at {s.offset}, not {offset}", offset=s.offset)
+            self.sessions.admission.ensure_slot(live)
+            live.in_flight += 1
+            try:
+                async with self.assembly.budget.reserve(RESERVATION):
+                    return await self._append(live, offset, data, checksum, stop)
+            finally:
+                live.in_flight -= 1
+                live.last_activity = time.monotonic()
+        finally:
+            if live.append_stop is stop:
+                live.append_stop = None
+            live.append_lock.release()
+
+    async def _append(self, live: LiveSession, offset: int, data: AsyncIterator[bytes | memoryview],
+                      checksum: Checksum | None, stop: asyncio.Event) -> int:
+        s = live.session
+        remaining = s.file_size - offset
+        cells = await self._cells(live, checksum)
+        writer: ChunkWriter = await self.assembly.run(self.chunks.open_chunk, live.id, offset, remaining)
+        fork = self.prefix.fork(live, offset)
+        written = offset
+
+        def write(pieces: list[memoryview]) -> None:
+            nonlocal written
+            for piece in pieces:
+                cells.add(piece)
+            writer.write_pieces(pieces)
+            size = sum(len(p) for p in pieces)
+            if fork is not None:
+                self.prefix.feed_fork(fork, live.id, written, size)
+            written += size
+
+        sink: BlockSink[list[memoryview]] = BlockSink(self.assembly.stream_pool, write, SLOTS)
+        cut: BaseException | None = None
+        try:
+            try:
+                async for pieces in self._blocks(data, remaining, stop):
+                    if written == 0 and sum(len(p) for p in pieces) >= min(HEADER_BYTES, s.file_size):
+                        self.validation.check_header(_head(pieces), s.file_size)
+                    await sink.put(pieces)
+            except (Stopped, BodyCut, RequestTimeout) as exc:
+                cut = exc  # what arrived is kept (below), then the error goes on
+            await sink.close()
+        except BaseException:
+            await sink.abort()
+            if fork is not None:
+                self.prefix.discard(fork)
+            raise
+        finally:
+            await self.assembly.run(writer.close)
+        received = written - offset
+        if checksum is not None and (cut is not None or cells.body.digest() != checksum.digest):
+            if fork is not None:
+                self.prefix.discard(fork)
+            if cut is not None:
+                raise cut
+            raise ChecksumMismatch(f"the body's {checksum.algorithm} differs from the checksum sent; "
+                                   f"its {received} bytes were discarded")
+        await self._record(live, cells, fork, offset, received)
+        if offset < min(HEADER_BYTES, s.file_size) <= s.offset:
+            await self._check_header(live)
+        if cut is not None:
+            raise cut
+        return s.offset
+
+    async def _cells(self, live: LiveSession, checksum: Checksum | None) -> _Cells:
+        """Where the append starts among the chunks; the tail's bytes already hashed."""
+        s = live.session
+        index = s.recorded_prefix // s.chunk_size
+        hasher = hashlib.sha256()
+        filled = 0
+        if s.tail is not None:
+            filled = int(s.tail["length"])
+            buf = bytearray(filled)
+            got = await self.assembly.run(self.chunks.read_into, live.id, index * s.chunk_size, buf)
+            hasher.update(memoryview(buf)[:got])
+            if got != filled or hasher.hexdigest() != s.tail["sha256"]:
+                s.tail = None  # the bytes decide: the tail is gone; this append is refused
+                live.touch()
+                await self.sessions.save(live)
+                raise OffsetMismatch(f"the upload's bytes end at {s.offset}", offset=s.offset)
+        body = CHECKSUMS[checksum.algorithm]() if checksum is not None else None
+        return _Cells(s.chunk_size, s.file_size, index, filled, hasher, body)
+
+    async def _record(self, live: LiveSession, cells: _Cells, fork: int | None, start: int,
+                      received: int) -> None:
+        s = live.session
+        async with live.prefix_lock:
+            s.chunks.update(cells.done)
+            s.tail = {"length": cells.filled, "sha256": cells.hasher.hexdigest()} if cells.filled else None
+            live.touch()
+            saving = asyncio.ensure_future(self.sessions.save(live))
+            try:
+                findings = await self.prefix.commit(live, fork, start) if fork is not None else []
+            except BaseException:
+                await outlive(saving)
+                raise
+        live.meter.add(received)
+        self.assembly.bytes_received += received
+        self.assembly.chunks_accepted += len(cells.done)
+        try:
+            if findings:
+                await self.validation.on_findings(live, findings)
+        except BaseException:
+            await outlive(saving)
+            raise
+        await saving
+        self.prefix.schedule_catch_up(live)
+        if s.offset == s.file_size:
+            await self.prefix.wait_caught_up(live)
+            self.assembly.ensure_not_refused(live)
+        await self.sessions.save(live)
+        if received:
+            self.assembly.reporter.chunk_recorded(live, max(cells.done, default=cells.index))
+
+    async def _check_header(self, live: LiveSession) -> None:
+        s = live.session
+        buf = bytearray(min(HEADER_BYTES, s.file_size))
+        await self.assembly.run(self.chunks.read_into, live.id, 0, buf)
+        try:
+            self.validation.check_header(buf, s.file_size)
+        except NotAPdf as exc:
+            await self.sessions.fail(live, exc)
+            raise
+
+    @staticmethod
+    async def _blocks(data: AsyncIterator[bytes | memoryview], limit: int,
+                      stop: asyncio.Event) -> AsyncIterator[list[memoryview]]:
+        """The body's pieces grouped into blocks of about ``BLOCK`` bytes, without copies;
+        ``FileTooLarge`` past ``limit`` bytes; ``Stopped`` once a newer append asks."""
+        pieces: list[memoryview] = []
+        size = received = 0
+        async for piece in data:
+            if stop.is_set():
+                raise Stopped()
+            received += len(piece)
+            if received > limit:
+                raise FileTooLarge(f"the body goes {received - limit} bytes past the upload's length")
+            pieces.append(memoryview(piece))
+            size += len(piece)
+            if size >= BLOCK:
+                yield pieces
+                pieces, size = [], 0
+        if pieces:
+            yield pieces
+
+
+def _head(pieces: list[memoryview]) -> bytes:
+    out = bytearray()
+    for piece in pieces:
+        out += piece[:HEADER_BYTES - len(out)]
+        if len(out) >= HEADER_BYTES:
+            break
+    return bytes(out)
+
