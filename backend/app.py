@@ -1,7 +1,8 @@
 """The application factory: ``create_app(settings)`` wires services, routers and handlers.
 
 Middleware, outermost first, all pure ASGI: the request context (request id, access
-log), CORS (when ``STREAMING_CORS_ORIGINS`` is set), the body cap. Keys are read here,
+log), CORS (when ``STREAMING_CORS_ORIGINS`` is set), the body cap, tus's version check
+and headers (``/files/``). Keys are read here,
 so a bad key configuration stops the server before it listens. The API docs (``/docs``)
 load their scripts from this server (``DOCS_ASSETS``), never from a CDN."""
 
@@ -18,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
 
-from backend.api import documents, ops, search, security, streaming, websocket
+from backend.api import documents, ops, search, security, streaming, tus, websocket
 from backend.api.body_limit import BodyLimitMiddleware
 from backend.api.errors import envelope, install_error_handlers
 from backend.api.request_context import RequestContextMiddleware
@@ -63,14 +64,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.keys = KeyRing.from_settings(settings)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_request_body)
+    app.add_middleware(tus.TusMiddleware)
+    app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_request_body,
+                       upload_limit=settings.max_file_size)
     if settings.cors_origin_list:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=False,
-                           allow_methods=["GET", "POST", "DELETE", "OPTIONS"], allow_headers=CORS_ALLOW_HEADERS,
-                           expose_headers=CORS_EXPOSE, max_age=600)
+                           allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+                           allow_headers=CORS_ALLOW_HEADERS + tus.CORS_ALLOW,
+                           expose_headers=CORS_EXPOSE + tus.CORS_EXPOSE, max_age=600)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops.router)
     app.include_router(streaming.router)
+    app.include_router(tus.router)
     app.include_router(security.router)
     app.include_router(search.router)  # before documents: /search is not a {doc_id}
     app.include_router(documents.router)

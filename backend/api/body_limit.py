@@ -9,7 +9,9 @@ passes the cap the 413 is sent from here, :class:`RequestTooLarge` is raised in 
 endpoint's read, and whatever the endpoint answers after that is dropped.
 
 Caps: the chunk endpoint takes the largest chunk (8 MiB) plus 64 KiB of multipart
-framing and form fields; every other endpoint takes ``STREAMING_MAX_REQUEST_BODY_KB``.
+framing and form fields; tus (``/files/``: PATCH, and POST with creation-with-upload)
+takes the largest file, since a tus client may send it whole in one request; every other
+endpoint takes ``STREAMING_MAX_REQUEST_BODY_KB``.
 """
 
 from __future__ import annotations
@@ -21,18 +23,23 @@ from backend.errors import RequestTooLarge
 from backend.services.models import MAX_CHUNK
 
 CHUNK_PATH = "/api/documents/streaming/chunk/"
+UPLOAD_PATH = "/files/"
 MULTIPART_ALLOWANCE = 64 << 10
 CHUNK_BODY_LIMIT = MAX_CHUNK + MULTIPART_ALLOWANCE
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, default_limit: int, chunk_limit: int = CHUNK_BODY_LIMIT) -> None:
+    def __init__(self, app: ASGIApp, default_limit: int, chunk_limit: int = CHUNK_BODY_LIMIT,
+                 upload_limit: int | None = None) -> None:
         self.app = app
         self.default_limit = default_limit
         self.chunk_limit = chunk_limit
+        self.upload_limit = upload_limit if upload_limit is not None else default_limit
 
     def limit_for(self, path: str) -> int:
-        return self.chunk_limit if path.startswith(CHUNK_PATH) else self.default_limit
+        if path.startswith(CHUNK_PATH):
+            return self.chunk_limit
+        return self.upload_limit if path.startswith(UPLOAD_PATH) else self.default_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
