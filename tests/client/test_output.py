@@ -90,3 +90,15 @@ def test_rejection_lists_its_findings_under_the_error(capsys: pytest.CaptureFixt
     assert capsys.readouterr().err.splitlines() == [
         "error: evil.pdf: security_rejected: refused by the security policy: javascript",
         "  javascript: app.alert(1)"]
+
+
+def test_a_busy_servers_wait_says_why_and_how_long() -> None:
+    from pdf_upload_client.cli import retry_note
+
+    busy = ServerError("too_many_uploads", "5 uploads are already active; retry later", 429, retry_after=30)
+    assert retry_note("POST /api/documents/streaming/initiate", 1, 30.0, busy) == (
+        "POST /api/documents/streaming/initiate: waiting 30 s, as the server asked: the server is busy "
+        "(too_many_uploads: 5 uploads are already active; retry later)")
+    assert retry_note("chunk 3", 2, 1.25, ServerError("http_502", "bad gateway", 502)) == \
+        "chunk 3: http_502, retry 2 in 1.2s"
+    assert retry_note("chunk 3", 1, 0.5, ConnectionResetError()) == "chunk 3: ConnectionResetError, retry 1 in 0.5s"

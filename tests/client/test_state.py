@@ -44,6 +44,8 @@ def test_retry_delay_never_below_retry_after() -> None:
     assert all(0.25 <= policy.delay(1, None) <= 0.5 for _ in range(50))
     assert all(2 <= policy.delay(10, None) <= 4 for _ in range(50))
     assert all(policy.delay(1, 3.0) >= 3.0 for _ in range(50))
+    assert policy.delay(10, 1.0) == 1.0, "the server's Retry-After, not a longer backoff"
+    assert policy.delay(1, 1e6) == 300.0
 
 
 @pytest.mark.parametrize(("argv", "expected"), [

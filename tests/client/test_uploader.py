@@ -46,6 +46,8 @@ class Fake:
     log: list[tuple[int, float, int]] = field(default_factory=list)  # (chunk_id, time, status)
     part_order: list[list[str]] = field(default_factory=list)
     inject: list[web.Response | str] = field(default_factory=list)  # next chunk answers; "drop" = reset
+    refuse_initiate: list[web.Response] = field(default_factory=list)  # next /initiate answers
+    initiated: list[float] = field(default_factory=list)  # when /initiate was called
     lose_at_complete: set[int] = field(default_factory=set)
     gone: bool = False
     cancelled: list[str] = field(default_factory=list)
@@ -69,6 +71,9 @@ class Fake:
                 "expires_at": "2030-01-01T00:00:00Z", "websocket_room": "upload_s1", "client_id": "c"}
 
     async def initiate(self, request: web.Request) -> web.Response:
+        self.initiated.append(time.monotonic())
+        if self.refuse_initiate:
+            return self.refuse_initiate.pop(0)
         body = await request.json()
         self.size, self.sha = body["file_size"], body.get("expected_hash")
         return web.json_response(self.session(), status=201)
@@ -194,6 +199,22 @@ async def test_retry_on_429_with_body_retry_after(fake: tuple[Fake, str], pdf: P
     assert res.chunks_sent == 3
     (cid, t429, _), (cid2, t_next, status) = srv.log[0], srv.log[1]
     assert cid == cid2 and status == 200 and t_next - t429 >= 0.45
+
+
+async def test_busy_server_at_initiate_is_waited_out_as_long_as_it_says(
+        fake: tuple[Fake, str], pdf: Path, tmp_path: Path) -> None:
+    srv, url = fake
+    srv.refuse_initiate = [err(429, "too_many_uploads", {"Retry-After": "0.3"}),
+                           err(503, "server_busy", {"Retry-After": "0.2"}),
+                           err(429, "too_many_uploads", retry_after=0.3)]
+    waits: list[tuple[str, float]] = []
+    async with uploader(url, tmp_path, parallel=1, retry=RetryPolicy(max_attempts=2, base_delay=5, max_delay=5),
+                        on_retry=lambda w, a, d, e: waits.append((getattr(e, "code", ""), d))) as up:
+        res = await up.upload(pdf)
+    assert res.chunks_sent == 3, "three refusals and max_attempts=2: waits for room are not attempts"
+    assert waits == [("too_many_uploads", 0.3), ("server_busy", 0.2), ("too_many_uploads", 0.3)]
+    gaps = [b - a for a, b in zip(srv.initiated, srv.initiated[1:], strict=False)]
+    assert len(gaps) == 3 and all(0.15 <= g <= 1.0 for g in gaps), f"as soon as the server said, not later: {gaps}"
 
 
 async def test_connection_dropped_is_retried(fake: tuple[Fake, str], pdf: Path, tmp_path: Path) -> None:

@@ -6,10 +6,13 @@ Contracts:
   ``code`` (``error``), its ``message``, the HTTP ``status``, the ``retry_after`` hint
   (``Retry-After`` header, else the body's ``retry_after``) and the whole body.
 - :meth:`Api.call` retries 429/502/503/504 answers and transport failures (connection
-  refused or reset, timeouts) with exponential backoff and jitter, never sooner than the
-  server's ``Retry-After``. After ``RetryPolicy.max_attempts`` it raises the last
-  :class:`ServerError`, or :class:`Unavailable` for a transport failure. Any other
-  answer is not retried.
+  refused or reset, timeouts) with exponential backoff and jitter; an answer with a
+  ``Retry-After`` is retried exactly that much later (the server knows when it will have
+  room). After ``RetryPolicy.max_attempts`` it raises the last :class:`ServerError`, or
+  :class:`Unavailable` for a transport failure. Any other answer is not retried.
+- A busy server at ``/initiate`` and ``/resume`` (``too_many_uploads``, ``server_busy``:
+  :data:`ADMISSION_CODES`) is waited out for as long as it says so: those refusals do not
+  use up the attempts. ``on_retry`` is told each wait, so the user sees why and how long.
 - Fail fast on a server that was never reached: until an ``Api`` has had its first HTTP
   answer, a failure to connect (refused, unknown host, no TCP connection within
   ``connect_timeout`` seconds) raises :class:`Unavailable` at once, without retries. Once
@@ -35,6 +38,7 @@ import aiohttp
 
 PREFIX = "/api/documents/streaming"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+ADMISSION_CODES = frozenset({"too_many_uploads", "server_busy"})  # "no room now": wait as told
 MAX_RETRY_AFTER = 300.0
 CONNECT_TIMEOUT = 5.0
 CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)  # no TCP connection made
@@ -69,20 +73,19 @@ class Unavailable(ClientError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """``max_attempts`` tries in all; delay before try n+1 is uniform in
-    ``[d/2, d]`` with ``d = min(max_delay, base_delay * 2**(n-1))``, and never less than
-    the server's ``Retry-After`` (capped at ``MAX_RETRY_AFTER``)."""
+    """``max_attempts`` tries in all; delay before try n+1 is the server's ``Retry-After``
+    when it gave one (capped at ``MAX_RETRY_AFTER``), else uniform in ``[d/2, d]`` with
+    ``d = min(max_delay, base_delay * 2**(n-1))``."""
 
     max_attempts: int = 8
     base_delay: float = 0.5
     max_delay: float = 30.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        span = min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
-        delay = random.uniform(span / 2, span)
         if retry_after is not None:
-            delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
-        return delay
+            return min(retry_after, MAX_RETRY_AFTER)  # sooner is refused again, later leaves room idle
+        span = min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
+        return random.uniform(span / 2, span)
 
 
 def _parse_retry_after(header: str | None, body: dict[str, Any]) -> float | None:
@@ -167,22 +170,28 @@ class Api:
         self.reached = True
         return await _json_or_error(resp)
 
-    async def call(self, what: str, attempt_once: Callable[[], Awaitable[Any]]) -> Any:
-        """Run ``attempt_once`` under the retry policy (see the module docstring)."""
+    async def call(self, what: str, attempt_once: Callable[[], Awaitable[Any]], *,
+                   wait_for_room: bool = False) -> Any:
+        """Run ``attempt_once`` under the retry policy (see the module docstring);
+        ``wait_for_room``: admission refusals do not count as attempts."""
         attempt = 0
+        counted = 0
         while True:
             attempt += 1
             try:
                 return await attempt_once()
             except ServerError as exc:
-                if not exc.retryable or attempt >= self.retry.max_attempts:
+                for_room = wait_for_room and exc.code in ADMISSION_CODES
+                counted += 0 if for_room else 1
+                if not exc.retryable or counted >= self.retry.max_attempts:
                     raise
                 error: Exception = exc
                 delay = self.retry.delay(attempt, exc.retry_after)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 never_reached = not self.reached and isinstance(exc, CONNECT_ERRORS)
-                if never_reached or attempt >= self.retry.max_attempts:
-                    tries = "" if never_reached else f" after {attempt} attempts"
+                counted += 1
+                if never_reached or counted >= self.retry.max_attempts:
+                    tries = "" if never_reached else f" after {counted} attempts"
                     raise Unavailable(f"{what}: cannot reach {self.base_url}{tries}: {_why(exc)}") from exc
                 error = exc
                 delay = self.retry.delay(attempt, None)
@@ -191,19 +200,19 @@ class Api:
             await asyncio.sleep(delay)
 
     async def _request(self, method: str, path: str, *, json_body: Any = None,
-                       params: dict[str, str] | None = None) -> Any:
+                       params: dict[str, str] | None = None, wait_for_room: bool = False) -> Any:
         async def once() -> Any:
             async with self.http.request(method, self.url(path), json=json_body, params=params,
                                          headers=self._headers) as resp:
                 return await self._answer(resp)
-        return await self.call(f"{method} {path}", once)
+        return await self.call(f"{method} {path}", once, wait_for_room=wait_for_room)
 
     # -- streaming upload ---------------------------------------------------------------
 
     async def initiate(self, filename: str, file_size: int, **fields: Any) -> dict[str, Any]:
         """``POST /initiate``: the session (``session_id``, ``chunk_size``, ``total_chunks``...)."""
         body = {"filename": filename, "file_size": file_size, **{k: v for k, v in fields.items() if v is not None}}
-        return dict(await self._request("POST", f"{PREFIX}/initiate", json_body=body))
+        return dict(await self._request("POST", f"{PREFIX}/initiate", json_body=body, wait_for_room=True))
 
     async def send_chunk(self, session_id: str, chunk_id: int, data: bytes, *, chunk_size: int,
                          total_chunks: int, checksum: str) -> dict[str, Any]:
@@ -230,7 +239,7 @@ class Api:
         body: dict[str, Any] = {"session_id": session_id}
         if client_id is not None:
             body["client_id"] = client_id
-        return dict(await self._request("POST", f"{PREFIX}/resume", json_body=body))
+        return dict(await self._request("POST", f"{PREFIX}/resume", json_body=body, wait_for_room=True))
 
     async def cancel(self, session_id: str, reason: str | None = None) -> dict[str, Any]:
         body = {"reason": reason} if reason else None

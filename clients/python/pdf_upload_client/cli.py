@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from rich.progress import TaskID
 
-from pdf_upload_client.api import CONNECT_TIMEOUT, Api, ClientError, RetryPolicy, ServerError
+from pdf_upload_client.api import ADMISSION_CODES, CONNECT_TIMEOUT, Api, ClientError, RetryPolicy, ServerError
 from pdf_upload_client.output import EXIT_INTERRUPTED, EXIT_NO_SEARCH, EXIT_OK, EXIT_USAGE, Ui, format_bytes
 from pdf_upload_client.state import StateStore, UploadState
 from pdf_upload_client.uploader import GONE_CODES, AsyncUploader, ResumeImpossible, new_client_id
@@ -162,10 +162,18 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
     return args
 
 
+def retry_note(what: str, attempt: int, delay: float, error: Exception) -> str:
+    """One line about a retry; a busy server's says why the upload waits and for how long."""
+    if isinstance(error, ServerError) and (error.code in ADMISSION_CODES or error.code == "rate_limited"):
+        told = "as the server asked" if error.retry_after is not None else "backing off"
+        return f"{what}: waiting {delay:.0f} s, {told}: the server is busy ({error.code}: {error.message})"
+    detail = error.code if isinstance(error, ServerError) else type(error).__name__
+    return f"{what}: {detail}, retry {attempt} in {delay:.1f}s"
+
+
 def _uploader(args: argparse.Namespace, server: str, store: StateStore, ui: Ui) -> AsyncUploader:
     def on_retry(what: str, attempt: int, delay: float, error: Exception) -> None:
-        detail = error.code if isinstance(error, ServerError) else type(error).__name__
-        ui.note(server, f"{what}: {detail}, retry {attempt} in {delay:.1f}s")
+        ui.note(server, retry_note(what, attempt, delay, error))
     return AsyncUploader(server, parallel=getattr(args, "parallel", 4), store=store, api_key=args.api_key,
                          retry=RetryPolicy(max_attempts=args.max_attempts), connect_timeout=args.connect_timeout,
                          limit_rate=getattr(args, "limit_rate", None), client_id=getattr(args, "client_id", None),
