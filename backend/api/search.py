@@ -12,10 +12,15 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from backend.api.deps import owner, services
-from backend.api.schemas import DocId, ErrorBody
+from backend.api.schemas import SQLITE_INT_MAX, DocId, ErrorBody
 from backend.services.container import Services
 
 router = APIRouter(prefix="/api/documents", tags=["search"], dependencies=[Depends(owner)])
+# Passages of all the owner's documents that a search within one document looks through.
+# The importer's search has no document filter yet: the owner's best passages are asked
+# for and those of the document kept, which misses a document's passages only when more
+# than this many of other documents rank above them.
+WITHIN_DOCUMENT_WINDOW = 1000
 
 
 class SearchHitOut(BaseModel):
@@ -47,15 +52,23 @@ class ReimportOut(BaseModel):
     index_status: str
 
 
-@router.get("/search", response_model=SearchOut)
+@router.get("/search", response_model=SearchOut, responses={404: {"model": ErrorBody}})
 async def search(
     q: str = Query(..., min_length=1, max_length=1000, description="Words to look for"),
     top_k: int = Query(5, ge=1, le=100),
+    document_id: int | None = Query(None, ge=1, le=SQLITE_INT_MAX,
+                                    description="Only passages of this document (404 if it is not yours)"),
     svc: Services = Depends(services), who: str = Depends(owner),
 ) -> dict[str, Any]:
     """The caller's best passages for `q` (keyword BM25; fused with vector similarity
-    when the embeddings extra is installed), each with its document and page."""
-    hits = await svc.importer.search(who, q, top_k)
+    when the embeddings extra is installed), each with its document and page; with
+    `document_id`, within that document only."""
+    if document_id is None:
+        hits = await svc.importer.search(who, q, top_k)
+    else:
+        await svc.documents.get(who, document_id)  # not_found for another owner's or no document
+        wide = await svc.importer.search(who, q, WITHIN_DOCUMENT_WINDOW)
+        hits = [h for h in wide if h.document_id == document_id][:top_k]
     return {"query": q, "hits": [h.__dict__ for h in hits]}
 
 

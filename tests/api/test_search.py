@@ -87,6 +87,29 @@ async def test_delete_removes_hits_but_keeps_a_duplicate(api: Api, tmp_path: Pat
     assert await _search(api, word) == [] and api.svc.importer.index.node_count == 0
 
 
+async def test_search_within_one_document(api: Api, tmp_path: Path) -> None:
+    data = make_text_pdf(tmp_path / "w.pdf", 3, seed=13)
+    first = await api.upload(data, check_duplicates=False, title="First")
+    second = await api.upload(data, check_duplicates=False, title="Second")
+    other = await api.upload(make_text_pdf(tmp_path / "o.pdf", 2, seed=14), title="Other")
+    await api.svc.importer.drain()
+    word = page_word(13, 1, 2)
+    assert {h["document_id"] for h in await _search(api, word)} == {first["document"]["id"], second["document"]["id"]}
+
+    async def within(doc_id: int, q: str) -> list[dict[str, Any]]:
+        r = await api.http.get("/api/documents/search", params={"q": q, "document_id": doc_id})
+        assert r.status_code == 200, r.text
+        return list(r.json()["hits"])
+
+    hits = await within(second["document"]["id"], word)
+    assert [(h["document_id"], h["page"], h["title"]) for h in hits] == [(second["document"]["id"], 2, "Second")]
+    assert await within(other["document"]["id"], word) == []
+    assert (await within(other["document"]["id"], page_word(14, 0, 1)))[0]["page"] == 1
+    envelope(await api.http.get("/api/documents/search", params={"q": word, "document_id": 999}), "not_found", 404)
+    envelope(await api.http.get("/api/documents/search", params={"q": word, "document_id": 0}),
+             "invalid_request", 422)
+
+
 async def test_pending_import_survives_a_restart(settings: Settings, tmp_path: Path) -> None:
     data = make_text_pdf(tmp_path / "r.pdf", 3, seed=11)
     app = create_app(settings)
