@@ -70,8 +70,11 @@ export interface DocumentInfo {
   page_count?: number | null;
   pdf_version?: string | null;
   status?: string;
-  security?: { verdict?: string; findings?: Finding[]; [key: string]: unknown };
+  security?: { verdict?: string; findings?: Finding[]; encrypted?: boolean; damaged?: boolean; uris?: string[];
+               [key: string]: unknown };
   index_status?: string;
+  index_error?: string | null;
+  original_filename?: string | null;
 }
 
 export interface CompleteResult {
@@ -544,8 +547,22 @@ export class UploadClient {
     return this.json<ResumableSession[]>("GET", `${API_PREFIX}/resumable`);
   }
 
-  documents(): Promise<DocumentInfo[]> {
-    return this.json<DocumentInfo[]>("GET", "/api/documents");
+  /** The caller's documents, newest first: `limit` of them from `offset`. */
+  documents(limit?: number, offset?: number): Promise<DocumentInfo[]> {
+    const query = new URLSearchParams();
+    if (limit !== undefined) query.set("limit", String(limit));
+    if (offset !== undefined) query.set("offset", String(offset));
+    const qs = query.toString();
+    return this.json<DocumentInfo[]>("GET", `/api/documents${qs ? `?${qs}` : ""}`);
+  }
+
+  document(id: number, signal?: AbortSignal): Promise<DocumentInfo> {
+    return this.json<DocumentInfo>("GET", `/api/documents/${id}`, undefined, signal);
+  }
+
+  /** Delete a stored document (its file, its search passages). */
+  deleteDocument(id: number): Promise<{ success: boolean; id: number; status: string }> {
+    return this.json("DELETE", `/api/documents/${id}`, undefined, undefined, { retries: 0 });
   }
 
   documentUrl(id: number): string {
@@ -559,11 +576,13 @@ export class UploadClient {
     return res.blob();
   }
 
-  /** Full-text search; throws ApiError("search_unavailable") while the server has none. */
-  async search(q: string, topK = 10, signal?: AbortSignal): Promise<SearchHit[]> {
+  /** Full-text search, over every document or within `documentId`; throws
+   * ApiError("search_unavailable") while the server has none. */
+  async search(q: string, topK = 10, signal?: AbortSignal, documentId?: number): Promise<SearchHit[]> {
+    const query = new URLSearchParams({ q, top_k: String(topK) });
+    if (documentId !== undefined) query.set("document_id", String(documentId));
     try {
-      const res = await this.json<unknown>("GET", `/api/documents/search?q=${encodeURIComponent(q)}&top_k=${topK}`, undefined,
-                                           signal, { retries: 0 });
+      const res = await this.json<unknown>("GET", `/api/documents/search?${query}`, undefined, signal, { retries: 0 });
       if (Array.isArray(res)) return res as SearchHit[];
       const obj = res as Record<string, unknown>;
       for (const key of ["hits", "results", "items"]) if (Array.isArray(obj[key])) return obj[key] as SearchHit[];

@@ -18,9 +18,12 @@
 
 import {
   ADMISSION_CODES, ApiError, FINGERPRINT_SAMPLE_BYTES, ProgressSocket, SpeedMeter, Upload, UploadClient, fingerprint,
-  looksLikePdf, timeLeft, type CompleteResult, type DocumentInfo, type Finding, type ResumableSession,
-  type RetryWait, type ServerEvent, type UploadSnapshot, type UploadState, eventSessionId,
+  looksLikePdf, timeLeft, type CompleteResult, type Finding, type ResumableSession, type RetryWait, type ServerEvent,
+  type UploadSnapshot, type UploadState, eventSessionId,
 } from "./client";
+import { Documents } from "./documents";
+import { byId, el } from "./dom";
+import { formatBytes, formatDuration } from "./text";
 
 const params = new URLSearchParams(location.search);
 const positive = (name: string): number | undefined => {
@@ -59,19 +62,7 @@ function rememberKey(key: string): void {
 const client = new UploadClient({ chunkSize: positive("chunk_size"), concurrency: positive("concurrency"),
                                   apiKey: pageApiKey() });
 const socket: ProgressSocket = client.connect();
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]> = {},
-                                                   ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children);
-  return node;
-}
-
-function byId<T extends HTMLElement = HTMLElement>(id: string): T {
-  const node = document.getElementById(id);
-  if (!node) throw new Error(`#${id} missing from the page`);
-  return node as T;
-}
+const documents = new Documents(client, positive("page_size") ?? 20, () => askForKey());
 
 // ---------------------------------------------------------------------------------------
 // The API key (only for servers that have keys)
@@ -92,53 +83,9 @@ function isUnauthorized(err: unknown): boolean {
   return err instanceof ApiError && err.code === "unauthorized";
 }
 
-/** A link to a stored PDF; with a key, opened through `fetch` (a plain link cannot send it). */
-function docLink(id: number, text: string, filename?: string): HTMLAnchorElement {
-  const link = el("a", { href: client.documentUrl(id), textContent: text });
-  if (filename) {
-    link.title = filename;
-    link.setAttribute("download", filename);
-  }
-  if (client.apiKey) {
-    link.addEventListener("click", (e) => {
-      e.preventDefault();
-      client.download(id).then((blob) => {
-        const url = URL.createObjectURL(blob);
-        const save = el("a", { href: url });
-        if (filename) save.download = filename;
-        else save.target = "_blank";
-        save.click();
-        setTimeout(() => URL.revokeObjectURL(url), 60_000);
-      }).catch((err: unknown) => {
-        if (isUnauthorized(err)) askForKey();
-      });
-    });
-  }
-  return link;
-}
-
 // ---------------------------------------------------------------------------------------
-// Formatting
+// What refusals are called
 // ---------------------------------------------------------------------------------------
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
-}
-
-export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-}
 
 const REFUSALS: Record<string, string> = {
   file_too_large: "Too large",
@@ -343,7 +290,7 @@ class UploadCard {
         this.note.hidden = false;
         this.note.dataset["status"] = event.status;
         this.note.textContent = event.message;
-        if (event.status === "completed" || event.status === "failed") void refreshDocuments();
+        if (event.status === "completed" || event.status === "failed") void documents.refresh();
       } else if (event.status === "failed") {
         this.fail(new ApiError(event.error ?? "failed", event.message, 0, { findings: event.findings ?? [] }));
       } else if (event.status !== "completed" && event.status !== "cancelled") {
@@ -368,7 +315,7 @@ class UploadCard {
     }
     this.message.replaceChildren(
       flagged ? "Stored, with security warnings (below), as " : result.duplicate ? "Already stored as " : "Stored as ",
-      docLink(doc.id, doc.title),
+      documents.viewLink(doc.id, doc.title),
       doc.page_count != null ? ` · ${doc.page_count} page${doc.page_count === 1 ? "" : "s"}` : "",
       this.upload?.resumed
         ? ` · resumed: ${this.upload.chunksSent} of ${this.upload.totalChunks} chunks sent after the interruption`
@@ -467,7 +414,7 @@ async function startUpload(file: File): Promise<void> {
   try {
     const result = await upload.start();
     card.done(result);
-    void refreshDocuments();
+    void documents.refresh();
   } catch (err) {
     const error = err instanceof ApiError ? err : new ApiError("client_error", String(err));
     if (error.code !== "cancelled") card.fail(error);
@@ -549,67 +496,7 @@ function formatAge(hours: number): string {
 // Documents and search
 // ---------------------------------------------------------------------------------------
 
-const INDEX_LABEL: Record<string, string> = {
-  pending: "queued", importing: "importing…", indexed: "searchable", no_text: "no text", failed: "import failed",
-};
-
-async function refreshDocuments(): Promise<void> {
-  let docs: DocumentInfo[];
-  try {
-    docs = await client.documents();
-  } catch (err) {
-    if (isUnauthorized(err)) askForKey();
-    return;
-  }
-  const body = byId("documents").querySelector("tbody")!;
-  body.replaceChildren(...docs.map((d) => {
-    const link = docLink(d.id, d.title, d.filename);
-    const verdict = d.security?.verdict ?? "";
-    const row = el("tr", {},
-      el("td", {}, link),
-      el("td", { className: "num" }, formatBytes(d.file_size)),
-      el("td", { className: "num" }, d.page_count != null ? String(d.page_count) : "—"),
-      el("td", { className: verdict ? `verdict-${verdict}` : "" }, verdict || "—"),
-      el("td", { className: `index-${d.index_status ?? "unknown"}` }, INDEX_LABEL[d.index_status ?? ""] ?? "—"),
-      el("td", { className: "num" }, new Date(d.created_at).toLocaleString()));
-    row.dataset["documentId"] = String(d.id);
-    row.dataset["sha256"] = d.sha256 ?? "";
-    return row;
-  }));
-  byId("documents-empty").hidden = docs.length > 0;
-  byId("documents").hidden = docs.length === 0;
-}
-
-const searchResults = byId("search-results");
-byId<HTMLFormElement>("search-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  const q = byId<HTMLInputElement>("search-input").value.trim();
-  searchResults.hidden = q === "";
-  if (!q) {
-    searchResults.replaceChildren();
-    return;
-  }
-  searchResults.replaceChildren(el("p", { className: "empty" }, "Searching…"));
-  searchResults.dataset["state"] = "busy";
-  try {
-    const hits = await client.search(q);
-    searchResults.replaceChildren(...(hits.length === 0
-      ? [el("p", { className: "empty" }, `No matches for “${q}”.`)]
-      : [el("div", { className: "hits-head" }, `${hits.length} passage${hits.length === 1 ? "" : "s"} for “${q}”`),
-         ...hits.slice(0, 50).map((h) => el("div", { className: "hit" },
-          docLink(h.document_id, String(h.title ?? `Document ${h.document_id}`)),
-          el("span", { className: "where" }, h.page != null ? ` · page ${h.page}` : ""),
-          el("div", {}, String(h.text ?? ""))))]));
-  } catch (err) {
-    const msg = err instanceof ApiError && err.code === "search_unavailable"
-      ? "Search not available yet." : `Search failed: ${(err as Error).message}`;
-    searchResults.replaceChildren(el("p", { className: "empty", id: "search-message" }, msg));
-  } finally {
-    searchResults.dataset["state"] = "done";
-  }
-});
-
-void refreshDocuments();
+void documents.start();
 void refreshResumable();
 
 // Handy in the console; the tests drive the page through the DOM only.

@@ -37,7 +37,7 @@ def test_page_with_an_api_key(make_server: Callable[..., ServerProcess], page: A
 
     # a plain link cannot send the key: the page fetches the file with it
     with page.expect_download() as download:
-        row.locator("a").click()
+        row.locator("a.download").click()
     assert download.value.suggested_filename == "keyed.pdf"
     doc_id = int(row.get_attribute("data-document-id"))
     fetched = page.evaluate("""async (id) => {

@@ -98,10 +98,11 @@ def test_upload_20mb_pdf_reaches_100_percent_and_is_listed(
     assert "Stored as" in c.locator(".message").inner_text()
     row = page.locator(f'#documents tr[data-sha256="{sha}"]')
     row.wait_for()
-    link = row.locator("a")
+    link = row.locator("a.open")
     assert link.inner_text() == path.stem
     doc_id = int(row.get_attribute("data-document-id"))
-    assert link.get_attribute("href") == f"/api/documents/{doc_id}/file"
+    assert link.get_attribute("href") == f"#document/{doc_id}"
+    assert row.locator("a.download").get_attribute("href") == f"/api/documents/{doc_id}/file"
     assert progress and max(progress) == 100.0, "the WebSocket sent upload_progress events"
 
     # Search the imported text (the import runs after completion: ask until it is in).

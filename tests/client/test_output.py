@@ -22,7 +22,7 @@ MIB = 1 << 20
     (10_239, "10.0 KiB"),  # as the page's toFixed(1) writes 9.999
 ])
 def test_format_bytes_is_the_pages(n: int, shown: str) -> None:
-    """The same strings as ``formatBytes`` in frontend/src/page.ts."""
+    """The same strings as ``formatBytes`` in frontend/src/text.ts (its node test has these cases)."""
     assert format_bytes(n) == shown
 
 
