@@ -1,12 +1,17 @@
 """tus 1.0.0 at ``/files/``: core (OPTIONS, HEAD, PATCH) and the creation,
-creation-with-upload, expiration, checksum and termination extensions, on the upload
-core (:class:`~backend.services.uploads.UploadService`).
+creation-with-upload, creation-defer-length, expiration, checksum, termination and
+concatenation extensions, on the upload core
+(:class:`~backend.services.uploads.UploadService`).
 
 A tus upload is a session like any other: API keys, rate limits and caps, the memory
 budget, the PDF header check, the streaming scan, the whole-file SHA-256, dedup, deep
 inspection, import, WebSocket events in room ``upload_{id}`` and a line in
 ``/resumable``. Metadata: ``filename`` (required), ``filetype``, ``title``,
 ``client_id`` (the WebSocket room's client) and ``expected_hash`` (hex SHA-256).
+
+Concatenation: partial uploads skip the PDF header check (they are pieces) and are never
+stored on their own; a final upload is created from finished partials only, is hashed,
+scanned and stored before its creation is answered, and the partials are then removed.
 
 When the last byte arrives, the file is verified and stored before the PATCH is answered:
 ``Upload-Document-Id`` names the document (``Upload-Duplicate: true`` when the content was
@@ -40,7 +45,8 @@ from backend.services.models import FAILED
 from backend.services.sessions import InitiateRequest
 
 VERSION = "1.0.0"
-EXTENSIONS = "creation,creation-with-upload,expiration,checksum,termination"
+EXTENSIONS = ("creation,creation-with-upload,creation-defer-length,expiration,checksum,termination,"
+              "concatenation")
 OFFSET_STREAM = "application/offset+octet-stream"
 PREFIX = "/files"
 #: Domain code -> tus status (anything else: 400 for a client's mistake, 500 otherwise).
@@ -173,21 +179,25 @@ async def options(svc: Services = Depends(services)) -> Response:
 
 @router.post("/", status_code=201, include_in_schema=False)
 async def create(request: Request, svc: Services = Depends(services), who: str = Depends(owner)) -> Response:
-    """creation (and creation-with-upload): ``Upload-Length`` and ``Upload-Metadata``."""
+    """creation (with upload, with a deferred length) and concatenation."""
     try:
-        if request.headers.get("upload-defer-length") is not None or "upload-concat" in request.headers:
-            raise InvalidRequest("this server needs Upload-Length at creation (no defer-length or concatenation yet)")
         length = _int_header(request, "upload-length")
-        if length is None:
-            raise InvalidRequest("Upload-Length is required")
+        deferred = request.headers.get("upload-defer-length")
+        concat = request.headers.get("upload-concat", "").strip()
         metadata = parse_metadata(request.headers.get("upload-metadata", ""))
-        if not metadata.get("filename"):
+        if deferred is not None and (deferred.strip() != "1" or length is not None):
+            raise InvalidRequest("Upload-Defer-Length must be 1, and comes instead of Upload-Length")
+        if concat.startswith("final;"):
+            return await _create_final(request, svc, who, concat, length, metadata)
+        if concat not in ("", "partial"):
+            raise InvalidRequest("Upload-Concat must be 'partial' or 'final;<upload URLs>'")
+        if length is None and deferred is None:
+            raise InvalidRequest("Upload-Length (or Upload-Defer-Length: 1) is required")
+        if not metadata.get("filename") and concat != "partial":
             raise InvalidRequest("Upload-Metadata must carry a filename")
         await svc.rate_limits.check(who, client_ip(request))
-        live = await svc.uploads.create(who, InitiateRequest(
-            filename=metadata["filename"], file_size=length, client_id=metadata.get("client_id"),
-            title=metadata.get("title"), expected_hash=metadata.get("expected_hash"), protocol="tus",
-            metadata=metadata))
+        live = await svc.uploads.create(who, _request(metadata, length or 0, length_deferred=deferred is not None,
+                                                      concat=concat or None))
         bind_session(live.id)
         headers = {"Location": f"{PREFIX}/{live.id}", "Upload-Expires": _expires(live.session.expires_at)}
         if request.headers.get("content-type", "").split(";")[0].strip() == OFFSET_STREAM:
@@ -199,13 +209,42 @@ async def create(request: Request, svc: Services = Depends(services), who: str =
         return refusal(exc)
 
 
+def _request(metadata: dict[str, str], length: int, **extra: Any) -> InitiateRequest:
+    return InitiateRequest(
+        filename=metadata.get("filename") or "partial", file_size=length, client_id=metadata.get("client_id"),
+        title=metadata.get("title"), expected_hash=metadata.get("expected_hash"), protocol="tus",
+        metadata=metadata, **extra)
+
+
+async def _create_final(request: Request, svc: Services, who: str, concat: str, length: int | None,
+                        metadata: dict[str, str]) -> Response:
+    """concatenation: the final upload, from finished partial uploads, stored at once."""
+    if length is not None:
+        raise InvalidRequest("a final upload takes no Upload-Length: it is the sum of its parts")
+    if not metadata.get("filename"):
+        raise InvalidRequest("Upload-Metadata must carry a filename")
+    parts = [url.rstrip("/").rsplit("/", 1)[-1] for url in concat[len("final;"):].split()]
+    await svc.rate_limits.check(who, client_ip(request))
+    live = await svc.uploads.concatenate(who, _request(metadata, 0), parts)
+    bind_session(live.id)
+    done = await svc.uploads.finish(who, live.id)
+    headers = {"Location": f"{PREFIX}/{live.id}", "Upload-Expires": _expires(live.session.expires_at),
+               "Upload-Document-Id": str(done.document.id)}
+    if done.duplicate:
+        headers["Upload-Duplicate"] = "true"
+    return Response(status_code=201, headers=headers)
+
+
 async def _append(request: Request, svc: Services, who: str, upload_id: str, offset: int) -> dict[str, str]:
     """Append the body; at the end of the file, finish it. The headers to answer with."""
     checksum = parse_checksum(request.headers.get("upload-checksum"))
+    length = _int_header(request, "upload-length")
+    if length is not None:
+        await svc.uploads.declare_length(who, upload_id, length)
     new_offset = await svc.uploads.append(who, upload_id, offset, _body(request, svc), checksum)
     info = await svc.uploads.info(who, upload_id)
     headers = {"Upload-Offset": str(new_offset), "Upload-Expires": _expires(info.expires_at)}
-    if new_offset == info.length:
+    if new_offset == info.length and info.concat != "partial":
         done = await svc.uploads.finish(who, upload_id)
         headers["Upload-Document-Id"] = str(done.document.id)
         if done.duplicate:
@@ -224,10 +263,16 @@ async def head(upload_id: str, svc: Services = Depends(services), who: str = Dep
     if info.status == FAILED:
         error = svc.sessions.get(who, upload_id).session.error or {}
         return Response(status_code=TUS_STATUS.get(str(error.get("error")), 410))
-    headers: dict[str, Any] = {
-        "Upload-Offset": str(info.offset), "Upload-Length": str(info.length), "Cache-Control": "no-store",
-        "Upload-Expires": _expires(info.expires_at),
-    }
+    headers: dict[str, Any] = {"Upload-Offset": str(info.offset), "Cache-Control": "no-store",
+                               "Upload-Expires": _expires(info.expires_at)}
+    if info.length is None:
+        headers["Upload-Defer-Length"] = "1"
+    else:
+        headers["Upload-Length"] = str(info.length)
+    if info.concat == "partial":
+        headers["Upload-Concat"] = "partial"
+    elif info.concat == "final":
+        headers["Upload-Concat"] = "final;" + " ".join(f"{PREFIX}/{part}" for part in info.parts)
     if info.metadata:
         headers["Upload-Metadata"] = encode_metadata(info.metadata)
     if info.document_id is not None:
@@ -246,6 +291,8 @@ async def patch(upload_id: str, request: Request, svc: Services = Depends(servic
         offset = _int_header(request, "upload-offset")
         if offset is None:
             raise InvalidRequest("Upload-Offset is required")
+        if (await svc.uploads.info(who, upload_id)).concat == "final":
+            return Response(status_code=403)  # a final upload is made of its parts, not appended to
         return Response(status_code=204, headers=await _append(request, svc, who, upload_id, offset))
     except BodyCut:
         return Response(status_code=400)

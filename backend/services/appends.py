@@ -18,7 +18,7 @@ Contract:
   recorded, and the error is raised after. With a checksum, the body counts only whole:
   a mismatch or a cut-off body records nothing (``ChecksumMismatch``).
 - The checks of the chunk API apply: the PDF header in the first 1024 bytes
-  (``NotAPdf``, the session fails), the streaming scan (``SecurityRejected`` on the
+  (``NotAPdf``, the session fails; not for a partial upload, a piece of another), the streaming scan (``SecurityRejected`` on the
   append that reveals it), the memory budget (``ServerBusy``), the active-uploads cap.
 - The append that brings the offset to the end waits for the prefix to catch up, so its
   answer includes what the end of the file reveals.
@@ -152,7 +152,8 @@ class AppendService:
         try:
             try:
                 async for pieces in self._blocks(data, remaining, stop):
-                    if written == 0 and sum(len(p) for p in pieces) >= min(HEADER_BYTES, s.file_size):
+                    if written == 0 and s.concat != "partial" \
+                            and sum(len(p) for p in pieces) >= min(HEADER_BYTES, s.file_size):
                         self.validation.check_header(_head(pieces), s.file_size)
                     await sink.put(pieces)
             except (Stopped, BodyCut, RequestTimeout) as exc:
@@ -174,7 +175,7 @@ class AppendService:
             raise ChecksumMismatch(f"the body's {checksum.algorithm} differs from the checksum sent; "
                                    f"its {received} bytes were discarded")
         await self._record(live, cells, fork, offset, received)
-        if offset < min(HEADER_BYTES, s.file_size) <= s.offset:
+        if offset < min(HEADER_BYTES, s.file_size) <= s.offset and s.concat != "partial":
             await self._check_header(live)
         if cut is not None:
             raise cut

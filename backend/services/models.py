@@ -63,6 +63,12 @@ class Session:
     metadata: dict[str, str] = field(default_factory=dict)  # tus Upload-Metadata, decoded
     # Appends (tus): the bytes of the first missing chunk already received, {"length", "sha256"}.
     tail: dict[str, Any] | None = None
+    # The length is not known yet: ``file_size`` is the largest allowed until it is declared.
+    length_deferred: bool = False
+    # Concatenation: "partial" (a piece of another upload: no header check, never finished
+    # on its own) or "final" (made of ``parts``, upload ids, in order).
+    concat: str | None = None
+    parts: list[str] = field(default_factory=list)
 
     @property
     def unfinished(self) -> bool:
@@ -110,7 +116,7 @@ class Session:
 
     @property
     def complete(self) -> bool:
-        return len(self.chunks) == self.total_chunks
+        return not self.length_deferred and len(self.chunks) == self.total_chunks
 
     def expired(self, now: float) -> bool:
         return now >= self.expires_at
@@ -124,6 +130,7 @@ class Session:
         record["client_ids"] = list(self.client_ids)
         record["chunks"] = {str(k): v for k, v in self.chunks.items()}
         record["metadata"] = dict(self.metadata)
+        record["parts"] = list(self.parts)
         return record
 
     @classmethod

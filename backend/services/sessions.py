@@ -54,6 +54,8 @@ class InitiateRequest:
     expected_hash: str | None = None
     protocol: str = "chunks"
     metadata: dict[str, str] | None = None
+    length_deferred: bool = False  # file_size is then ignored: the length comes later
+    concat: str | None = None  # "partial" or "final" (tus concatenation)
 
 
 class SessionService:
@@ -106,6 +108,8 @@ class SessionService:
         filename = sanitize_filename(req.filename, fallback="")
         if not filename:
             raise InvalidRequest("filename has nothing left once paths and control characters are removed")
+        if req.length_deferred:
+            req.file_size = self.settings.max_file_size  # what it may reach, until it is declared
         if req.file_size <= 0:
             raise InvalidRequest("the file is empty: there is nothing to upload")
         if req.file_size > self.settings.max_file_size:
@@ -143,6 +147,8 @@ class SessionService:
             original_filename=req.filename if req.filename != filename else None,
             protocol=req.protocol,
             metadata=dict(req.metadata or {}),
+            length_deferred=req.length_deferred,
+            concat=req.concat,
         )
         live = LiveSession(session, prefix=self.prefix.new_state())
         self.live[session.session_id] = live  # before any file exists: the orphan sweep skips it

@@ -9,6 +9,9 @@ progress room and completion are the same whichever dialect opened it. The core 
   of ``API.md``; any order, in parallel; :class:`AssemblyService`);
 - ``append``: bytes at the offset, for as long as the body runs; a cut-off body keeps
   what arrived (tus, the IETF draft; :class:`AppendService`);
+- ``declare_length``: the length of an upload created without one;
+- ``concatenate``: a new upload made of finished partial uploads, in order (the store
+  copies the bytes; the new upload is hashed and scanned like any, then finished);
 - ``finish``: verify, inspect, store and record the file (:class:`CompletionService`);
 - ``terminate``: drop the upload, bytes and state.
 
@@ -18,15 +21,17 @@ codes to its protocol's answers.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from backend.errors import FileTooLarge, InsufficientStorage, InvalidRequest
 from backend.services.appends import AppendService, Checksum
 from backend.services.assembly import AssemblyService, ChunkResult
 from backend.services.completion import Completed, CompletionService
 from backend.services.live import LiveSession
-from backend.services.models import COMPLETED, UPLOADING
+from backend.services.models import CANCELLED, COMPLETED, UPLOADING
 from backend.services.sessions import InitiateRequest, SessionService
 
 log = logging.getLogger(__name__)
@@ -36,11 +41,13 @@ log = logging.getLogger(__name__)
 class UploadInfo:
     upload_id: str
     offset: int
-    length: int
+    length: int | None  # None: not declared yet
     expires_at: float
     status: str
     metadata: dict[str, str]
     document_id: int | None
+    concat: str | None = None
+    parts: tuple[str, ...] = ()
 
 
 class UploadService:
@@ -63,8 +70,81 @@ class UploadService:
             await self.sessions.prefix.rebuild(live)
             await self.sessions.save(live)
         offset = s.file_size if s.status == COMPLETED else s.offset
-        return UploadInfo(s.session_id, offset, s.file_size, s.expires_at, s.status, dict(s.metadata),
-                          s.document_id)
+        return UploadInfo(s.session_id, offset, None if s.length_deferred else s.file_size, s.expires_at,
+                          s.status, dict(s.metadata), s.document_id, s.concat, tuple(s.parts))
+
+    async def declare_length(self, owner: str, upload_id: str, length: int) -> None:
+        """Fix the length of an upload created without one (a no-op if it is already that
+        length). Raises InvalidRequest (shorter than what was sent, or changed) or
+        FileTooLarge."""
+        live = self.sessions.get(owner, upload_id)
+        s = live.session
+        self.assembly.ensure_open(live)
+        if not s.length_deferred:
+            if length != s.file_size:
+                raise InvalidRequest(f"the upload's length is {s.file_size}; it cannot change to {length}")
+            return
+        if length <= 0:
+            raise InvalidRequest("the file is empty: there is nothing to upload")
+        if length > self.sessions.settings.max_file_size:
+            raise FileTooLarge(f"file is {length} bytes; the limit is {self.sessions.settings.max_file_size} bytes",
+                               max_file_size=self.sessions.settings.max_file_size)
+        if length < s.offset or any(i * s.chunk_size >= length for i in s.chunks):
+            raise InvalidRequest(f"{s.offset} bytes were already sent: the length cannot be {length}")
+        async with live.prefix_lock:
+            await self.assembly.run(self.assembly.chunks.resize, live.id, length)
+            s.file_size, s.length_deferred = length, False
+            tail_at = s.tail_offset
+            if s.tail is not None and tail_at is not None and int(s.tail["length"]) == s.chunk_length(
+                    tail_at // s.chunk_size):
+                s.chunks[tail_at // s.chunk_size] = str(s.tail["sha256"])  # the tail is the last chunk
+                s.tail = None
+            live.touch()
+        await self.sessions.save(live)
+        self.sessions.prefix.schedule_catch_up(live)
+
+    async def concatenate(self, owner: str, request: InitiateRequest, parts: list[str]) -> LiveSession:
+        """A new upload made of the finished partial uploads ``parts``, in order; they are
+        removed once copied. Its bytes are then verified like any upload's (hashed and
+        scanned from the bytes), ready for :meth:`finish`."""
+        lives = [self.sessions.get(owner, part) for part in parts]
+        if not lives:
+            raise InvalidRequest("a final upload needs at least one partial upload")
+        for live in lives:
+            s = live.session
+            if s.concat != "partial":
+                raise InvalidRequest(f"upload {s.session_id} is not a partial upload")
+            if s.length_deferred or s.offset != s.file_size:
+                raise InvalidRequest(f"partial upload {s.session_id} is not finished ({s.offset} bytes)")
+        request.file_size = sum(lv.session.file_size for lv in lives)
+        request.concat, request.length_deferred = "final", False
+        final = await self.sessions.initiate(owner, request)
+        final.session.parts = list(parts)
+        offset = 0
+        for live in lives:
+            await self.assembly.run(self.assembly.chunks.copy_from, final.id, offset, live.id, live.session.file_size)
+            offset += live.session.file_size
+        try:
+            final.session.chunks.update(await self.assembly.run(self._chunk_digests, final))
+            final.touch()
+            final.prefix = None  # the bytes decide: the rebuild hashes and scans them
+            await self.sessions.prefix.rebuild(final)
+            await self.sessions.save(final)
+        finally:
+            for live in lives:
+                await self.sessions.discard(live, CANCELLED, f"concatenated into upload {final.id}")
+        return final
+
+    def _chunk_digests(self, live: LiveSession) -> dict[int, str]:
+        """In a worker thread: every chunk's SHA-256, read back from the store."""
+        s = live.session
+        digests: dict[int, str] = {}
+        for i in range(s.total_chunks):
+            buf = bytearray(s.chunk_length(i))
+            if self.assembly.chunks.read_into(live.id, i * s.chunk_size, buf) != len(buf):
+                raise InsufficientStorage(f"the concatenated upload could not be read back at chunk {i}")
+            digests[i] = hashlib.sha256(buf).hexdigest()
+        return digests
 
     async def write_chunk(self, owner: str, upload_id: str, chunk_id: int, offset: int | None,
                           checksum: Callable[[], str | None],

@@ -50,6 +50,13 @@ class ChunkStore(Protocol):
         """Fill ``buf`` from ``offset`` (no allocation per read); the bytes read, fewer
         at the end of what the medium holds, 0 when the upload is gone."""
 
+    def resize(self, upload_id: str, size: int) -> None:
+        """The upload's length became known: make it ``size`` bytes (bytes below stay)."""
+
+    def copy_from(self, upload_id: str, offset: int, source_id: str, length: int) -> None:
+        """Copy the first ``length`` bytes of upload ``source_id`` to ``offset`` of this
+        one, inside the store (concatenation: nothing passes through the server)."""
+
     def delete(self, upload_id: str) -> None:
         """Remove the upload's bytes; no error when there are none."""
 

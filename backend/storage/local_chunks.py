@@ -98,6 +98,33 @@ class LocalChunkStore:
         finally:
             os.close(fd)
 
+    def resize(self, upload_id: str, size: int) -> None:
+        try:
+            os.truncate(self.local_path(upload_id), size)
+        except OSError as exc:
+            raise_if_full(exc, "upload data")
+            raise
+
+    def copy_from(self, upload_id: str, offset: int, source_id: str, length: int) -> None:
+        """``copy_file_range``: the kernel copies (or shares extents), no bytes in Python."""
+        src = os.open(self.local_path(source_id), os.O_RDONLY)
+        try:
+            dst = os.open(self.local_path(upload_id), os.O_WRONLY)
+            try:
+                done = 0
+                while done < length:
+                    n = os.copy_file_range(src, dst, length - done, done, offset + done)
+                    if n == 0:
+                        raise OSError(f"upload {source_id} ends {length - done} bytes short")
+                    done += n
+            except OSError as exc:
+                raise_if_full(exc, "upload data")
+                raise
+            finally:
+                os.close(dst)
+        finally:
+            os.close(src)
+
     def delete(self, upload_id: str) -> None:
         self.local_path(upload_id).unlink(missing_ok=True)
 
