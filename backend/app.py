@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
 
-from backend.api import documents, ops, search, security, streaming, tus, websocket
+from backend.api import documents, ops, resumable, search, security, streaming, tus, websocket
 from backend.api.body_limit import BodyLimitMiddleware
 from backend.api.errors import envelope, install_error_handlers
 from backend.api.request_context import RequestContextMiddleware
@@ -67,15 +67,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(tus.TusMiddleware)
     app.add_middleware(BodyLimitMiddleware, default_limit=settings.max_request_body,
                        upload_limit=settings.max_file_size)
+    app.add_middleware(resumable.UploadLimitMiddleware, max_size=settings.max_file_size)  # on the cap's 413 too
     if settings.cors_origin_list:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=False,
                            allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
-                           allow_headers=CORS_ALLOW_HEADERS + tus.CORS_ALLOW,
-                           expose_headers=CORS_EXPOSE + tus.CORS_EXPOSE, max_age=600)
+                           allow_headers=CORS_ALLOW_HEADERS + tus.CORS_ALLOW + resumable.CORS_ALLOW,
+                           expose_headers=CORS_EXPOSE + tus.CORS_EXPOSE + resumable.CORS_EXPOSE, max_age=600)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(ops.router)
     app.include_router(streaming.router)
     app.include_router(tus.router)
+    app.include_router(resumable.router)
     app.include_router(security.router)
     app.include_router(search.router)  # before documents: /search is not a {doc_id}
     app.include_router(documents.router)

@@ -10,8 +10,9 @@ endpoint's read, and whatever the endpoint answers after that is dropped.
 
 Caps: the chunk endpoint takes the largest chunk (8 MiB) plus 64 KiB of multipart
 framing and form fields; tus (``/files/``: PATCH, and POST with creation-with-upload)
-takes the largest file, since a tus client may send it whole in one request; every other
-endpoint takes ``STREAMING_MAX_REQUEST_BODY_KB``.
+and the IETF draft (``/uploads/``: POST and PATCH) take the largest file, since a client
+may send it whole in one request; every other endpoint takes
+``STREAMING_MAX_REQUEST_BODY_KB``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from backend.services.models import MAX_CHUNK
 
 CHUNK_PATH = "/api/documents/streaming/chunk/"
 UPLOAD_PATH = "/files/"
+DRAFT_PATH = "/uploads/"  # the IETF resumable-upload draft: POST and PATCH, like tus
 MULTIPART_ALLOWANCE = 64 << 10
 CHUNK_BODY_LIMIT = MAX_CHUNK + MULTIPART_ALLOWANCE
 
@@ -39,7 +41,7 @@ class BodyLimitMiddleware:
     def limit_for(self, path: str) -> int:
         if path.startswith(CHUNK_PATH):
             return self.chunk_limit
-        return self.upload_limit if path.startswith(UPLOAD_PATH) else self.default_limit
+        return self.upload_limit if path.startswith((UPLOAD_PATH, DRAFT_PATH)) else self.default_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
