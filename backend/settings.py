@@ -74,6 +74,10 @@ class Settings(BaseSettings):
         "process", description="Where the deep inspection runs: a child process under the memory and time "
         "limits, or a thread of the server without them (in-process tests)")
     import_workers: int = Field(1, ge=1, le=8, description="Imports into the document index run at once.")
+    import_memory_mb: float = Field(
+        2048, gt=0, description="Memory reading one PDF's text, or splitting it, may use in its child process.")
+    import_timeout_seconds: float = Field(
+        300, gt=0, description="Time reading one PDF's text, or splitting it, may take in its child process.")
     index_chunk_tokens: int = Field(512, ge=64, description="Tokens per indexed node (SentenceSplitter).")
     embeddings: bool = Field(True, description="Use the embedding model when the [embeddings] extra is installed.")
     embed_all: bool = Field(False, description="Embed every document (else only uploads with auto_build_index).")

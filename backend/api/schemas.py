@@ -106,7 +106,8 @@ class DocumentOut(BaseModel):
     status: str
     security: dict[str, Any] = {}
     index_status: str = Field(description="pending, importing, indexed, no_text or failed")
-    index_error: str | None = Field(None, description="Why the import failed (index_status failed)")
+    index_error: str | None = Field(
+        None, description="Why the import failed (index_status failed), or why there is no text (no_text)")
     original_filename: str | None = Field(
         None, description="The name as the client sent it, when `filename` had to be sanitized (metadata only)")
 

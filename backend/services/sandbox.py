@@ -160,7 +160,12 @@ class Sandbox:
         if child is None:
             child = self._spawn()
         with self._lock:
-            self._busy.add(child)
+            closed = self._closed  # closed while the child started: it must not outlive the close
+            if not closed:
+                self._busy.add(child)
+        if closed:
+            self._kill(child)
+            raise RuntimeError("the sandbox is closed")
         return child
 
     def _give_back(self, child: _Child) -> None:

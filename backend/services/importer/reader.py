@@ -69,8 +69,8 @@ class ChildReader:
             return self.sandbox.call(fn, *args)
         except LimitExceeded as exc:
             if exc.limit == "time":
-                raise ExtractionError(f"{what} took longer than {self.timeout:g} s (the import time limit); "
-                                      f"the reader was stopped") from None
+                raise ExtractionError(f"{what} took longer than {self.timeout:g} s (the import time limit, "
+                                      f"STREAMING_IMPORT_TIMEOUT_SECONDS); the reader was stopped") from None
             raise ExtractionError(f"{what} needed more than {self.memory_mb:g} MiB of memory "
                                   f"(the import memory limit)") from None
         except ChildCrashed as exc:

@@ -74,7 +74,8 @@ class ImportService:
         self.live_lookup = live_lookup
         self.workers = settings.import_workers
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="import")
-        self.reader = ChildReader(workers=self.workers)
+        self.reader = ChildReader(workers=self.workers, timeout=settings.import_timeout_seconds,
+                                  memory_mb=settings.import_memory_mb)
         self.index: DocumentIndex | None = None
         self.imported = 0
         self._ready = asyncio.Event()
