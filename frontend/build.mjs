@@ -1,6 +1,7 @@
-// Build: bundle the page (src/page.ts -> dist/app.js), emit the library as an ES module
-// (src/client.ts -> dist/client.js) and the page's pure text helpers (src/text.ts ->
-// dist/text.js), both used by the node tests; copy index.html.
+// Build: bundle the page (src/page.ts -> dist/app.js) with the client package it imports
+// as `@pdf-upload/client` (clients/typescript, from its source: tsconfig.json's `paths`,
+// which esbuild follows too), emit the page's pure text helpers as an ES module
+// (src/text.ts -> dist/text.js, for the node tests), copy index.html.
 // Type checking is `tsc` (run first by `npm run build`); esbuild only strips types.
 import { build } from "esbuild";
 import { copyFile, mkdir } from "node:fs/promises";
@@ -9,8 +10,7 @@ const common = { bundle: true, format: "esm", target: "es2022", sourcemap: true,
 await mkdir("dist", { recursive: true });
 await Promise.all([
   build({ ...common, entryPoints: ["src/page.ts"], outfile: "dist/app.js", platform: "browser" }),
-  build({ ...common, entryPoints: ["src/client.ts"], outfile: "dist/client.js", platform: "neutral" }),
   build({ ...common, entryPoints: ["src/text.ts"], outfile: "dist/text.js", platform: "neutral" }),
   copyFile("index.html", "dist/index.html"),
 ]);
-console.log("frontend built: dist/index.html, dist/app.js, dist/client.js, dist/text.js");
+console.log("frontend built: dist/index.html, dist/app.js, dist/text.js");

@@ -9,7 +9,7 @@
  * passages come from PDFs: never parsed as HTML).
  */
 
-import { ApiError, type DocumentInfo, type SearchHit, type UploadClient } from "./client";
+import { ApiError, type DocumentInfo, type SearchHit, type UploadClient } from "@pdf-upload/client";
 import { byId, el } from "./dom";
 import { formatBytes, markPieces } from "./text";
 

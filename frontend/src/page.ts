@@ -20,7 +20,7 @@ import {
   ADMISSION_CODES, ApiError, FINGERPRINT_SAMPLE_BYTES, ProgressSocket, SpeedMeter, Upload, UploadClient, fingerprint,
   looksLikePdf, timeLeft, type CompleteResult, type Finding, type ResumableSession, type RetryWait, type ServerEvent,
   type UploadSnapshot, type UploadState, eventSessionId,
-} from "./client";
+} from "@pdf-upload/client";
 import { Documents } from "./documents";
 import { byId, el } from "./dom";
 import { formatBytes, formatDuration } from "./text";

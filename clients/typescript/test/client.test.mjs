@@ -1,12 +1,11 @@
-// Unit tests of the client library's pure parts, on the built module (npm test, after
-// npm run build): node --test test/
+// Unit tests of the client, on the built package (npm test builds it first): node --test test/
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
   ApiError, SessionStore, SpeedMeter, UploadClient, backoffDelay, chunkRange, fingerprint, fingerprintOf, looksLikePdf,
   parseRetryAfter, timeLeft, totalChunks,
-} from "../dist/client.js";
+} from "../dist/index.js";
 
 test("parseRetryAfter: seconds, HTTP dates, junk", () => {
   assert.equal(parseRetryAfter("3"), 3000);
