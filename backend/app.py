@@ -25,7 +25,7 @@ from backend.api.errors import envelope, install_error_handlers
 from backend.api.request_context import RequestContextMiddleware
 from backend.errors import NotFound
 from backend.services.auth import KeyRing
-from backend.services.container import build_services
+from backend.composition import build_services
 from backend.settings import Settings, get_settings
 
 FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"  # written by `make frontend`

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from backend.app import create_app
-from backend.services.container import Services
+from backend.composition import Services
 from backend.settings import Settings, temp_settings
 from tests.pdfgen import make_pdf
 

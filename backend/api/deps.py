@@ -15,7 +15,7 @@ from starlette.requests import HTTPConnection
 from backend.errors import Unauthorized
 from backend.logs import bind_owner
 from backend.services.auth import SINGLE_OWNER, KeyRing
-from backend.services.container import Services
+from backend.composition import Services
 
 __all__ = ["SINGLE_OWNER", "authenticate", "client_ip", "owner", "services"]
 

@@ -9,7 +9,7 @@ from fastapi.responses import FileResponse
 
 from backend.api.deps import owner, services
 from backend.api.schemas import SQLITE_INT_MAX, DocId, DocumentOut, ErrorBody
-from backend.services.container import Services
+from backend.composition import Services
 from backend.services.filenames import sanitize_filename
 
 router = APIRouter(prefix="/api/documents", tags=["documents"], dependencies=[Depends(owner)])

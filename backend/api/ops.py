@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from backend.api.deps import services
 from backend.api.errors import envelope
 from backend.services import readiness
-from backend.services.container import Services
+from backend.composition import Services
 from backend.services.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["operations"])

@@ -62,7 +62,7 @@ from backend.api.deps import client_ip, owner, services
 from backend.errors import FileTooLarge, InvalidRequest, OffsetMismatch, ServerBusy, UploadError
 from backend.logs import bind_session
 from backend.services.appends import BodyCut, Checksum
-from backend.services.container import Services
+from backend.composition import Services
 from backend.services.models import COMPLETED, FAILED
 from backend.services.sessions import InitiateRequest
 from backend.services.uploads import UploadInfo

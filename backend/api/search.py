@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from backend.api.deps import owner, services
 from backend.api.schemas import SQLITE_INT_MAX, DocId, ErrorBody
-from backend.services.container import Services
+from backend.composition import Services
 
 router = APIRouter(prefix="/api/documents", tags=["search"], dependencies=[Depends(owner)])
 # Passages of all the owner's documents that a search within one document looks through.

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from backend.api.body_limit import CHUNK_BODY_LIMIT
 from backend.api.deps import owner, services
 from backend.services.auth import KeyRing
-from backend.services.container import Services
+from backend.composition import Services
 from backend.services.filenames import MAX_BYTES
 
 router = APIRouter(tags=["security"], dependencies=[Depends(owner)])

@@ -24,7 +24,7 @@ from backend.api.schemas import (
 )
 from backend.errors import InvalidChunk, RequestTooLarge, UploadError
 from backend.logs import bind_session
-from backend.services.container import Services
+from backend.composition import Services
 from backend.services.live import LiveSession
 from backend.services.models import iso
 from backend.services.sessions import InitiateRequest

@@ -39,8 +39,8 @@ from backend.api.body_timeout import idle_bounded
 from backend.api.deps import client_ip, owner, services
 from backend.errors import InvalidRequest, UploadError
 from backend.logs import bind_session
-from backend.services.appends import CHECKSUMS, BodyCut, Checksum
-from backend.services.container import Services
+from backend.services.appends import CHECKSUMS, BodyCut, Checksum, Stopped
+from backend.composition import Services
 from backend.services.models import FAILED
 from backend.services.sessions import InitiateRequest
 
@@ -203,7 +203,7 @@ async def create(request: Request, svc: Services = Depends(services), who: str =
         if request.headers.get("content-type", "").split(";")[0].strip() == OFFSET_STREAM:
             headers.update(await _append(request, svc, who, live.id, 0))
         return Response(status_code=201, headers=headers)
-    except BodyCut:
+    except (BodyCut, Stopped):  # the client went away, or a newer request took over: nobody listens
         return Response(status_code=400)
     except UploadError as exc:
         return refusal(exc)
@@ -294,7 +294,7 @@ async def patch(upload_id: str, request: Request, svc: Services = Depends(servic
         if (await svc.uploads.info(who, upload_id)).concat == "final":
             return Response(status_code=403)  # a final upload is made of its parts, not appended to
         return Response(status_code=204, headers=await _append(request, svc, who, upload_id, offset))
-    except BodyCut:
+    except (BodyCut, Stopped):  # the client went away, or a newer request took over: nobody listens
         return Response(status_code=400)
     except UploadError as exc:
         return refusal(exc)

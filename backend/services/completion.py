@@ -44,7 +44,7 @@ class CompletionService:
     def __init__(
         self, sessions: SessionService, prefix: PrefixService, validation: ValidationService,
         chunks: ChunkStore, blobs: BlobStore, documents: DocumentService, reporter: ProgressReporter,
-        pool: Executor,
+        pool: Executor, importer: ImportService | None = None,
     ) -> None:
         self.sessions = sessions
         self.prefix = prefix
@@ -55,7 +55,7 @@ class CompletionService:
         self.reporter = reporter
         self.pool = pool
         self.completed = 0
-        self.importer: ImportService | None = None  # set by the container
+        self.importer = importer  # new documents are queued for import
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)

@@ -36,12 +36,14 @@ def document_view(doc: DocumentRecord, available: bool) -> dict[str, Any]:
 
 
 class DocumentService:
-    def __init__(self, repo: SqliteDocumentRepository, blobs: BlobStore, pool: Executor) -> None:
+    def __init__(self, repo: SqliteDocumentRepository, blobs: BlobStore, pool: Executor,
+                 on_delete: Callable[[DocumentRecord], Awaitable[None]] | None = None) -> None:
+        """``on_delete``: told after a document is deleted (the importer drops its job and,
+        with the content's last holder, its searchable text)."""
         self.repo = repo
         self.blobs = blobs
         self.pool = pool
-        # the ImportService's hook: drop the deleted document's job and searchable text
-        self.on_delete: Callable[[DocumentRecord], Awaitable[None]] | None = None
+        self.on_delete = on_delete
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)

@@ -5,7 +5,9 @@ caps are :class:`~backend.services.admission.Admission`'s. Every session belongs
 another owner's session is simply not found. The client's file name is sanitized here
 (:mod:`backend.services.filenames`) before anything stores it. State is persisted
 through a :class:`~backend.storage.base.StateStore` after every change that matters,
-coalesced so that parallel chunks share one write.
+coalesced so that parallel chunks share one write, by the
+:class:`~backend.services.ledger.SessionLedger`, which also holds the registry of live
+sessions and ends them for good.
 """
 
 from __future__ import annotations
@@ -13,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
@@ -26,14 +26,11 @@ from backend.errors import (
 )
 from backend.services.admission import Admission
 from backend.services.filenames import sanitize_filename
+from backend.services.ledger import SessionLedger
 from backend.services.live import LiveSession
-from backend.services.models import (
-    CANCELLED, COMPLETED, FAILED, UPLOADING, Session, choose_chunk_size,
-)
+from backend.services.models import CANCELLED, COMPLETED, UPLOADING, Session, choose_chunk_size
 from backend.services.prefix import PrefixService
-from backend.services.progress import ProgressReporter
 from backend.settings import Settings
-from backend.storage.base import ChunkStore, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -58,28 +55,29 @@ class InitiateRequest:
     concat: str | None = None  # "partial" or "final" (tus concatenation)
 
 
+DuplicateFinder = Callable[[str, str], Awaitable[dict[str, Any] | None]]
+
+
 class SessionService:
     def __init__(
         self,
         settings: Settings,
-        states: StateStore,
-        chunks: ChunkStore,
+        ledger: SessionLedger,
         prefix: PrefixService,
-        reporter: ProgressReporter,
-        pool: Executor,
-        clock: Callable[[], float] = time.time,
+        find_duplicate: DuplicateFinder | None = None,
     ) -> None:
+        """``find_duplicate(owner, sha256)``: the stored document's view, or None."""
         self.settings = settings
-        self.states = states
-        self.chunks = chunks
+        self.ledger = ledger
+        self.states = ledger.states
+        self.chunks = ledger.chunks
         self.prefix = prefix
-        self.reporter = reporter
-        self.pool = pool
-        self.clock = clock
-        self.live: dict[str, LiveSession] = {}
-        self.admission = Admission(settings, self.live, clock)
-        # owner, sha256 -> the stored document's view, or None (wired by the container)
-        self.find_duplicate: Callable[[str, str], Awaitable[dict[str, Any] | None]] | None = None
+        self.reporter = ledger.reporter
+        self.pool = ledger.pool
+        self.clock = ledger.clock
+        self.live = ledger.live
+        self.admission = Admission(settings, self.live, self.clock)
+        self.find_duplicate = find_duplicate
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
@@ -176,20 +174,16 @@ class SessionService:
             raise SessionExpired(f"upload session {session_id} expired")
         return live
 
-    # -- persistence -------------------------------------------------------------------
+    # -- persistence (the ledger's) --------------------------------------------------
 
     async def save(self, live: LiveSession) -> None:
-        """Persist the session's latest state; concurrent callers share one write."""
-        target = live.version
-        async with live.save_lock:
-            if live.saved_version >= target or live.session.status == CANCELLED:
-                return
-            version = live.version
-            live.session.updated_at = self.clock()
-            if live.prefix is not None:
-                live.session.scan = live.prefix.scan_summary()
-            await self._run(self.states.save, live.id, live.session.to_record())
-            live.saved_version = version
+        await self.ledger.save(live)
+
+    async def fail(self, live: LiveSession, exc: UploadError) -> None:
+        await self.ledger.fail(live, exc)
+
+    async def discard(self, live: LiveSession, status: str, message: str) -> None:
+        await self.ledger.discard(live, status, message)
 
     # -- resume, cancel, list --------------------------------------------------------------
 
@@ -218,22 +212,6 @@ class SessionService:
         live = self.get(owner, session_id, allow_expired=True)
         await self.discard(live, CANCELLED, reason or "cancelled by the client")
 
-    async def discard(self, live: LiveSession, status: str, message: str) -> None:
-        """End a session for good: bytes and state gone, listeners told."""
-        live.session.status = status
-        await self._remove(live)
-        self.reporter.status(live, status, message)
-        self.reporter.forget(live.id)
-        log.info("session %s: %s (%s)", live.id, status, message, extra={"session_id": live.id})
-
-    async def _remove(self, live: LiveSession) -> None:
-        """Delete the session's bytes and saved state (never under a save in progress)
-        and stop tracking it."""
-        async with live.save_lock:
-            await self._run(self.chunks.delete, live.id)
-            await self._run(self.states.delete, live.id)
-        self.live.pop(live.id, None)
-
     def resumable(self, owner: str) -> list[LiveSession]:
         now = self.clock()
         return sorted(
@@ -249,7 +227,7 @@ class SessionService:
         now = self.clock()
         expired = [lv for lv in list(self.live.values()) if lv.session.expired(now) and lv.in_flight == 0]
         for live in expired:
-            await self._remove(live)
+            await self.ledger.remove(live)
             self.reporter.forget(live.id)
             log.info("session %s: expired and swept", live.id, extra={"session_id": live.id})
         orphans = [u for u in await self._run(self.chunks.list_uploads) if u not in self.live]
@@ -257,16 +235,3 @@ class SessionService:
             await self._run(self.chunks.delete, upload_id)
             log.info("partial file %s had no session; removed", upload_id, extra={"session_id": upload_id})
         return len(expired) + len(orphans)
-
-    async def fail(self, live: LiveSession, exc: UploadError) -> None:
-        """Fail the session for good: its bytes go, its state stays (so later requests
-        hear why until it expires), its listeners are told."""
-        if live.session.status == FAILED:
-            return
-        live.session.status = FAILED
-        live.session.error = {"error": exc.code, "message": exc.message, **exc.extra}
-        live.touch()
-        await self._run(self.chunks.delete, live.id)
-        await self.save(live)
-        self.reporter.status(live, FAILED, exc.message, error=exc.code, **exc.extra)
-        log.warning("session %s: failed (%s: %s)", live.id, exc.code, exc.message, extra={"session_id": live.id})

@@ -1,4 +1,6 @@
-"""Memory and disk figures for ``/memory-stats``, and the watch that warns near the limit."""
+"""Memory and disk figures for ``/memory-stats`` (:class:`StatsService`), and the warnings
+near the memory limit (:class:`MemoryWatch`: told by the budget when chunks wait, and a
+watch on resident memory)."""
 
 from __future__ import annotations
 
@@ -18,13 +20,9 @@ from backend.storage.base import ChunkStore
 log = logging.getLogger(__name__)
 
 
-class StatsService:
-    def __init__(self, settings: Settings, sessions: SessionService, chunks: ChunkStore,
-                 budget: MemoryBudget, reporter: ProgressReporter) -> None:
+class MemoryWatch:
+    def __init__(self, settings: Settings, reporter: ProgressReporter) -> None:
         self.settings = settings
-        self.sessions = sessions
-        self.chunks = chunks
-        self.budget = budget
         self.reporter = reporter
         self.process = psutil.Process()
         self._last_warning = 0.0
@@ -35,29 +33,6 @@ class StatsService:
     @staticmethod
     def peak_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-
-    def snapshot(self) -> dict[str, Any]:
-        """Blocking (stat calls): run in a worker thread."""
-        count, used = self.chunks.stats()
-        disk = psutil.disk_usage(str(self.settings.partial_dir))
-        uploading = sum(1 for lv in self.sessions.live.values() if lv.in_flight)
-        return {
-            "active_sessions": self.sessions.admission.active_count(),
-            "memory_usage_mb": round(self.rss_mb(), 1),
-            "peak_memory_mb": round(self.peak_mb(), 1),
-            "temp_files_count": count,
-            "temp_files_size_mb": round(used / MIB, 1),
-            "concurrent_uploads": uploading,
-            "memory_limit_mb": float(self.settings.memory_limit_mb),
-            "disk_space_available_mb": round(disk.free / MIB, 1),
-            "inflight_bytes": self.budget.in_use,
-            "inflight_peak_bytes": self.budget.peak,
-            "inflight_budget_bytes": self.budget.limit,
-            "backpressure_active": self.budget.under_pressure,
-            "backpressure_waits": self.budget.waits,
-            "backpressure_refusals": self.budget.refusals,
-            "sessions_loaded": len(self.sessions.live),
-        }
 
     def pressure(self) -> None:
         """Called by the budget when a chunk has to wait: tell the uploaders (at most every 5 s)."""
@@ -78,3 +53,36 @@ class StatsService:
                 self._last_warning = asyncio.get_running_loop().time()
                 log.warning("resident memory %.0f MB is near the limit of %.0f MB", rss, limit)
                 self.reporter.memory_warning(None, rss, limit, "Approaching memory limit")
+
+
+class StatsService:
+    def __init__(self, settings: Settings, sessions: SessionService, chunks: ChunkStore,
+                 budget: MemoryBudget, memory: MemoryWatch) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.chunks = chunks
+        self.budget = budget
+        self.memory = memory
+
+    def snapshot(self) -> dict[str, Any]:
+        """Blocking (stat calls): run in a worker thread."""
+        count, used = self.chunks.stats()
+        disk = psutil.disk_usage(str(self.settings.partial_dir))
+        uploading = sum(1 for lv in self.sessions.live.values() if lv.in_flight)
+        return {
+            "active_sessions": self.sessions.admission.active_count(),
+            "memory_usage_mb": round(self.memory.rss_mb(), 1),
+            "peak_memory_mb": round(self.memory.peak_mb(), 1),
+            "temp_files_count": count,
+            "temp_files_size_mb": round(used / MIB, 1),
+            "concurrent_uploads": uploading,
+            "memory_limit_mb": float(self.settings.memory_limit_mb),
+            "disk_space_available_mb": round(disk.free / MIB, 1),
+            "inflight_bytes": self.budget.in_use,
+            "inflight_peak_bytes": self.budget.peak,
+            "inflight_budget_bytes": self.budget.limit,
+            "backpressure_active": self.budget.under_pressure,
+            "backpressure_waits": self.budget.waits,
+            "backpressure_refusals": self.budget.refusals,
+            "sessions_loaded": len(self.sessions.live),
+        }

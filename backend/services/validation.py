@@ -82,10 +82,12 @@ def _describe(findings: list[Finding], limit: int = 3) -> str:
 
 class ValidationService:
     def __init__(self, settings: Settings, pool: Executor, reporter: ProgressReporter,
-                 inspector: Inspector = inspect_pdf) -> None:
+                 inspector: Inspector = inspect_pdf, on_reject: Rejecter | None = None) -> None:
+        """``on_reject(live, refusal)``: fails the session whose findings refuse it."""
         self.pool = pool
         self.reporter = reporter
         self.inspector = inspector
+        self.on_reject = on_reject
         self.policy = SecurityPolicy.from_lists(settings.security_reject_list, settings.security_flag_list)
         self.stream_scan = settings.stream_scan
         self.scan_limits = ScanLimits(
@@ -97,7 +99,6 @@ class ValidationService:
             max_stream_bytes=int(settings.max_stream_mb * MIB), max_ratio=settings.max_compression_ratio,
             reject_damaged=settings.reject_damaged, huge_image_bytes=int(settings.huge_image_mb * MIB),
         )
-        self.on_reject: Rejecter | None = None  # wired by the container: fails the session
 
     @property
     def scanner_factory(self) -> ScannerFactory:

@@ -64,7 +64,10 @@ class SearchHit:
 class ImportService:
     def __init__(self, settings: Settings, repo: SqliteDocumentRepository, queue: SqliteImportQueue,
                  blobs: BlobStore, reporter: ProgressReporter, io_pool: Executor,
-                 live_lookup: Callable[[str], LiveSession | None]) -> None:
+                 live_lookup: Callable[[str], LiveSession | None],
+                 on_finished: Callable[[str, float], None] | None = None) -> None:
+        """``live_lookup``: the live session of an id (its room hears the import);
+        ``on_finished(outcome, seconds)``: told after every import (the metrics)."""
         self.settings = settings
         self.repo = repo
         self.queue = queue
@@ -83,8 +86,7 @@ class ImportService:
         self._busy = 0
         self._broken: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        # told (outcome, seconds) after every import, for the metrics (wired by the container)
-        self.on_finished: Callable[[str, float], None] | None = None
+        self.on_finished = on_finished
 
     async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.io_pool, fn, *args)

@@ -1,4 +1,6 @@
-"""Builds the services over the embedded storage and runs their background work."""
+"""The composition root: builds every service over the storage that settings choose, and
+runs their background work. The one place that knows how the parts fit: services take
+what they need in their constructors, and nothing is wired in after construction."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from backend.services.prefix_lane import PrefixLane
 from backend.services.progress import LocalProgressBus, ProgressReporter
 from backend.services.ratelimit import Rule, SessionRateLimits, SlidingWindowLimiter
 from backend.services.sessions import SessionService
-from backend.services.stats import StatsService
+from backend.services.ledger import SessionLedger
+from backend.services.stats import MemoryWatch, StatsService
 from backend.services.tasks import cancel_and_wait
 from backend.services.uploads import UploadService
 from backend.services.pdf.inspect import inspect_pdf
@@ -46,6 +49,7 @@ class Services:
     documents: DocumentService
     validation: ValidationService
     stats: StatsService
+    memory: MemoryWatch
     hub: WebSocketHub
     reporter: ProgressReporter
     repo: SqliteDocumentRepository
@@ -62,7 +66,7 @@ class Services:
         await self.completion.recover()
         await self.sessions.sweep()
         self.tasks.append(asyncio.create_task(self._sweeper(), name="sweeper"))
-        self.tasks.append(asyncio.create_task(self.stats.watch(), name="memory watch"))
+        self.tasks.append(asyncio.create_task(self.memory.watch(), name="memory watch"))
 
     async def _sweeper(self) -> None:
         interval = self.settings.cleanup_interval_minutes * 60
@@ -89,40 +93,40 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
+    """Every service, each given what it needs at construction, chosen from ``settings``."""
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
     chunks = LocalChunkStore(settings.partial_dir)
     states = FileStateStore(settings.state_dir)
     blobs = LocalBlobStore(settings.data_dir / "documents")
     repo = SqliteDocumentRepository(settings.data_dir / "documents.sqlite3")
+    queue = SqliteImportQueue(settings.data_dir / "documents.sqlite3")
     bus = LocalProgressBus()
     hub = WebSocketHub()
     bus.subscribe(hub.deliver)
     reporter = ProgressReporter(bus, settings.progress_interval_seconds)
+    metrics = Metrics()
+    ledger = SessionLedger(states, chunks, reporter, pool)
     inspector: Inspector = SandboxedInspector(settings) if settings.inspect_isolation == "process" else inspect_pdf
-    validation = ValidationService(settings, pool, reporter, inspector)
+    validation = ValidationService(settings, pool, reporter, inspector, on_reject=ledger.fail)
     lane = PrefixLane(chunks, validation.scanner_factory, settings.prefix_worker)
     prefix = PrefixService(lane, validation.on_findings)
-    sessions = SessionService(settings, states, chunks, prefix, reporter, pool)
-    validation.on_reject = sessions.fail
-    budget = MemoryBudget(settings.inflight_budget, settings.backpressure_wait_seconds)
-    stats = StatsService(settings, sessions, chunks, budget, reporter)
-    budget.on_pressure = stats.pressure
-    documents = DocumentService(repo, blobs, pool)
-    sessions.find_duplicate = documents.find_duplicate
+    importer = ImportService(settings, repo, queue, blobs, reporter, pool, ledger.live.get,
+                             on_finished=metrics.import_finished)
+    documents = DocumentService(repo, blobs, pool, on_delete=importer.forget)
+    sessions = SessionService(settings, ledger, prefix, find_duplicate=documents.find_duplicate)
+    memory = MemoryWatch(settings, reporter)
+    budget = MemoryBudget(settings.inflight_budget, settings.backpressure_wait_seconds, on_pressure=memory.pressure)
+    stats = StatsService(settings, sessions, chunks, budget, memory)
     max_streams = budget.limit // RESERVATION + 1
     stream_pool = ThreadPoolExecutor(max_workers=max_streams, thread_name_prefix="chunk")
     assembly = AssemblyService(sessions, prefix, chunks, validation, budget, reporter, pool, stream_pool)
-    completion = CompletionService(sessions, prefix, validation, chunks, blobs, documents, reporter, pool)
-    queue = SqliteImportQueue(settings.data_dir / "documents.sqlite3")
-    importer = ImportService(settings, repo, queue, blobs, reporter, pool, sessions.live.get)
-    completion.importer = importer
-    documents.on_delete = importer.forget
+    completion = CompletionService(sessions, prefix, validation, chunks, blobs, documents, reporter, pool,
+                                   importer=importer)
     rate_limits = SessionRateLimits(
         SlidingWindowLimiter(),
         owner_rule=Rule(settings.rate_limit_per_minute, 60.0, settings.rate_limit_burst),
         ip_rule=Rule(settings.ip_rate_limit_per_minute, 60.0, settings.ip_rate_limit_burst),
     )
-    metrics = Metrics()
     metrics.watch(Sources(
         bytes_received=lambda: assembly.bytes_received, chunks_accepted=lambda: assembly.chunks_accepted,
         uploads_completed=lambda: completion.completed, active_sessions=sessions.admission.active_count,
@@ -130,7 +134,6 @@ def build_services(settings: Settings) -> Services:
         backpressure=lambda: {"wait": budget.waits, "refusal": budget.refusals},
         rate_limited=lambda: dict(rate_limits.refusals),
     ))
-    importer.on_finished = metrics.import_finished
     uploads = UploadService(sessions, assembly, AppendService(assembly), completion)
-    return Services(settings, pool, sessions, assembly, completion, documents, validation, stats, hub,
+    return Services(settings, pool, sessions, assembly, completion, documents, validation, stats, memory, hub,
                     reporter, repo, importer, metrics, rate_limits, uploads)
