@@ -37,7 +37,7 @@ from typing import Any
 from backend.errors import (
     ChecksumMismatch, FileTooLarge, NotAPdf, OffsetMismatch, RequestTimeout, SessionNotActive,
 )
-from backend.services.assembly import BLOCK, HEADER_BYTES, RESERVATION, SLOTS, AssemblyService
+from backend.services.assembly import BLOCK, HEADER_BYTES, RESERVATION, SLOTS, AssemblyService, head_of
 from backend.services.block_sink import BlockSink
 from backend.services.live import LiveSession
 from backend.services.tasks import outlive
@@ -154,7 +154,7 @@ class AppendService:
                 async for pieces in self._blocks(data, remaining, stop):
                     if written == 0 and s.concat != "partial" \
                             and sum(len(p) for p in pieces) >= min(HEADER_BYTES, s.file_size):
-                        self.validation.check_header(_head(pieces), s.file_size)
+                        self.validation.check_header(head_of(pieces, HEADER_BYTES), s.file_size)
                     await sink.put(pieces)
             except (Stopped, BodyCut, RequestTimeout) as exc:
                 cut = exc  # what arrived is kept (below), then the error goes on
@@ -261,13 +261,3 @@ class AppendService:
                 pieces, size = [], 0
         if pieces:
             yield pieces
-
-
-def _head(pieces: list[memoryview]) -> bytes:
-    out = bytearray()
-    for piece in pieces:
-        out += piece[:HEADER_BYTES - len(out)]
-        if len(out) >= HEADER_BYTES:
-            break
-    return bytes(out)
-

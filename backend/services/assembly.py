@@ -265,7 +265,7 @@ class AssemblyService:
             first = chunk_id == 0
             async for pieces in self._blocks(data, length, chunk_id):
                 if first:
-                    self.validation.check_header(_head(pieces, HEADER_BYTES), live.session.file_size)
+                    self.validation.check_header(head_of(pieces, HEADER_BYTES), live.session.file_size)
                     first = False
                 await sink.put(pieces)
             await sink.close()
@@ -280,7 +280,7 @@ class AssemblyService:
         return digest.hexdigest(), fork
 
 
-def _head(pieces: list[memoryview], n: int) -> bytes:
+def head_of(pieces: list[memoryview], n: int) -> bytes:
     """The first ``n`` bytes of a block (socket pieces can be shorter than that)."""
     out = bytearray()
     for piece in pieces:

@@ -17,7 +17,8 @@ import pytest
 
 from tests.e2e.client import ApiClient
 from tests.e2e.conftest import ServerProcess
-from tests.e2e.test_hostile_corpus import MIB, HealthProbe, rss, upload
+from tests.e2e.health import HealthProbe
+from tests.e2e.test_hostile_corpus import MIB, rss, upload
 from tests.security_corpus import SHARED_CORPUS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not SHARED_CORPUS.is_dir(), reason="no shared corpus")]
