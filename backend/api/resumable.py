@@ -47,6 +47,7 @@ import asyncio
 import base64
 import binascii
 import email.message
+import email.utils
 import re
 import time
 from collections.abc import AsyncIterator
@@ -59,9 +60,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.body_timeout import idle_bounded
 from backend.api.deps import client_ip, owner, services
-from backend.errors import FileTooLarge, InvalidRequest, OffsetMismatch, ServerBusy, UploadError
+from backend.errors import (
+    FileTooLarge, InvalidRequest, OffsetMismatch, RequestTooLarge, ServerBusy, UploadError,
+)
 from backend.logs import bind_session
-from backend.services.appends import BodyCut, Checksum
+from backend.services.appends import BodyCut, Checksum, Stopped
 from backend.composition import Services
 from backend.services.models import COMPLETED, FAILED
 from backend.services.sessions import InitiateRequest
@@ -72,6 +75,7 @@ INTEROP_VERSION = 8
 PREFIX = "/uploads"
 PARTIAL_UPLOAD = "application/partial-upload"
 PROBLEM = "https://iana.org/assignments/http-problem-types#"
+FIRST_APPEND = 256 << 10  # under the core's block (512 KiB): see _append
 SETTLE_WAIT = 10.0  # how long offset retrieval waits for an append in flight to stop
 #: Domain code -> status (anything else: 400 for a client's mistake, 500 otherwise).
 DRAFT_STATUS = {
@@ -140,8 +144,10 @@ def disposition_filename(raw: str | None) -> str | None:
         return None
     msg = email.message.Message()
     msg["content-disposition"] = raw
-    name = msg.get_filename()
-    return name.strip() if name and name.strip() else None
+    names = [value for key, value in msg.get_params([], header="content-disposition") if key == "filename"]
+    names.sort(key=lambda value: not isinstance(value, tuple))  # filename* (RFC 8187) first
+    name = email.utils.collapse_rfc2231_value(names[0]).strip() if names else ""
+    return name or None
 
 
 def sha256_member(raw: str | None, field: str) -> bytes | None:
@@ -367,11 +373,11 @@ async def _transfer(request: Request, svc: Services, who: str, upload_id: str, o
     try:
         new_offset = offset
         if _has_body(request):
-            new_offset = await svc.uploads.append(who, upload_id, offset, _body(request, svc),
-                                                  Checksum("sha256", checksum) if checksum else None)
-    except BodyCut:
-        return Response(status_code=400, headers={"Upload-Complete": "?0", **where})  # nobody is listening
-    except FileTooLarge as exc:  # the body ran past the length: the upload ends here
+            new_offset = await _append(svc, who, upload_id, offset, _body(request, svc),
+                                       Checksum("sha256", checksum) if checksum else None)
+    except (BodyCut, Stopped):  # the client went away, or a newer request took over: nobody listens
+        return Response(status_code=400, headers={"Upload-Complete": "?0", **where})
+    except (FileTooLarge, RequestTooLarge) as exc:  # past the length, or the largest file: the upload ends
         return await _overrun(svc, who, upload_id, exc, where)
     except UploadError as exc:
         return refusal(exc, headers=where, provided_offset=offset)
@@ -381,9 +387,58 @@ async def _transfer(request: Request, svc: Services, who: str, upload_id: str, o
     return await _finish(svc, who, upload_id, new_offset, where)
 
 
-async def _overrun(svc: Services, who: str, upload_id: str, exc: FileTooLarge, where: dict[str, str]) -> Response:
-    info = await svc.uploads.info(who, upload_id)
-    await svc.uploads.terminate(who, upload_id, "the body ran past the upload's length")
+async def _append(svc: Services, who: str, upload_id: str, offset: int, body: AsyncIterator[bytes],
+                  checksum: Checksum | None) -> int:
+    """The core's append; one from offset 0 goes in two, the first under one block.
+
+    Works around a race in ``AppendService._append``: it checks the PDF header on the
+    block it reads while ``written == 0``, but ``written`` is advanced by the worker
+    thread, so a second block read before the first is written is checked as the header
+    (and refused ``not_a_pdf``). A first append of one block cannot meet it. (A checksum
+    covers the whole body: that append stays whole.)"""
+    if offset != 0 or checksum is not None:
+        return await svc.uploads.append(who, upload_id, offset, body, checksum)
+    split = _Split(body, FIRST_APPEND)
+    offset = await svc.uploads.append(who, upload_id, 0, split.head())
+    if split.ended:
+        return offset
+    return await svc.uploads.append(who, upload_id, offset, split.rest())
+
+
+class _Split:
+    """One body read once, in two parts: its first ``limit`` bytes, then the rest."""
+
+    def __init__(self, body: AsyncIterator[bytes], limit: int) -> None:
+        self.body = body
+        self.limit = limit
+        self.left = b""
+        self.ended = False
+
+    async def head(self) -> AsyncIterator[bytes]:
+        taken = 0
+        async for piece in self.body:
+            if taken + len(piece) >= self.limit:
+                cut = self.limit - taken
+                self.left = piece[cut:]
+                yield piece[:cut]
+                return
+            taken += len(piece)
+            yield piece
+        self.ended = True
+
+    async def rest(self) -> AsyncIterator[bytes]:
+        if self.left:
+            yield self.left
+        async for piece in self.body:
+            yield piece
+
+
+async def _overrun(svc: Services, who: str, upload_id: str, exc: UploadError, where: dict[str, str]) -> Response:
+    try:
+        info = await svc.uploads.info(who, upload_id)
+        await svc.uploads.terminate(who, upload_id, "the body ran past the upload's length")
+    except UploadError as gone:
+        return refusal(gone, headers=where)
     if info.length is None:  # deferred: it ran past the largest file
         return refusal(exc, headers={**where, "Upload-Limit": upload_limit(svc)})
     return inconsistent(f"{exc.message}; the upload is cancelled", where)
