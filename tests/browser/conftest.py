@@ -3,6 +3,12 @@ driven by Playwright for Python (no browser download: ``executable_path``).
 
 ``make test`` builds the page (``make frontend``) and installs Chromium (``make browser``)
 first; run alone, these tests skip with the command to run when either is missing.
+
+The README's screenshots of the page are taken by the tests (:func:`readme_screenshot`):
+always into ``test-artifacts/screenshots/``, and into ``docs/screenshots/`` (committed)
+with ``README_SCREENSHOTS=1``::
+
+    README_SCREENSHOTS=1 .venv/bin/python -m pytest -q tests/browser -k "throttled or refused or flagged"
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +25,7 @@ from tests.e2e.conftest import REPO, ServerProcess, make_server  # noqa: F401  (
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
+README_SHOTS = REPO / "docs" / "screenshots"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
@@ -70,3 +78,24 @@ def server(make_server: Callable[..., ServerProcess]) -> ServerProcess:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def readme_screenshot(page: Any, name: str, down_to: str, *, alone: bool = False) -> Path:
+    """The top of the page down to the bottom of ``down_to`` (a selector; with ``alone``,
+    that element only), as ``<name>.png`` in test-artifacts/screenshots/ and, with
+    ``README_SCREENSHOTS=1``, in docs/screenshots/ for the README. Small on purpose: no
+    wider than the viewport, no taller than the part shown."""
+    target = page.locator(down_to)
+    box = target.bounding_box()
+    assert box is not None, f"{down_to} is not shown"
+    shot = ARTIFACTS / "screenshots" / f"{name}.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    if alone:
+        target.screenshot(path=str(shot))
+    else:
+        width = page.viewport_size["width"]
+        page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": width, "height": box["y"] + box["height"] + 16})
+    if os.environ.get("README_SCREENSHOTS") == "1":
+        README_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, README_SHOTS / f"{name}.png")
+    return shot

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import readme_screenshot
 from tests.browser.test_page_feedback import linked_pdf
 from tests.browser.test_upload_page import CHUNK, api_json, card, search, wait_completed
 from tests.e2e.conftest import MIB, ServerProcess
@@ -133,6 +134,7 @@ def test_document_view_shows_metadata_verdict_index_and_searches_within(
     findings = fview.locator(".findings li").all_inner_texts()
     assert any(f.startswith("uri: ") and "https://example.com/landing?id=42" in f for f in findings), findings
     assert fview.evaluate("v => getComputedStyle(v.querySelector('.verdict')).color") == "rgb(180, 83, 9)"
+    readme_screenshot(page, "page-document-view", "#document-view", alone=True)
 
     # Delete from the view: back to the list, without it.
     fview.locator("button.delete").click()

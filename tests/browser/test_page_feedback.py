@@ -9,6 +9,7 @@ import pikepdf
 import pytest
 from pikepdf import Array, Dictionary, Name, String
 
+from tests.browser.conftest import readme_screenshot
 from tests.e2e.conftest import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -40,4 +41,5 @@ def test_flagged_document_is_amber_with_its_findings(server: ServerProcess, page
     assert int(card.get_attribute("data-findings")) == len(findings)
     amber = card.evaluate("c => getComputedStyle(c.querySelector('.badge')).color")
     assert amber == "rgb(180, 83, 9)"  # --warn, not the green of "done"
+    readme_screenshot(page, "page-flagged", "#uploads-section", alone=True)
     server.assert_no_tracebacks()

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import readme_screenshot
 from tests.browser.test_upload_page import api_json, card, download_sha256, wait_completed
 from tests.e2e.conftest import MIB, ServerProcess
 from tests.pdfgen import make_pdf
@@ -79,6 +80,7 @@ def test_throttled_upload_moves_within_a_chunk_with_a_plausible_speed(
     eta = c.locator(".eta").inner_text()
     m = re.fullmatch(r"(\d+) s left", eta)
     assert m and 1 <= int(m.group(1)) <= 12, eta
+    readme_screenshot(page, "page-uploading", "#uploads-section")
 
     # Pause: no speed, no time left (the chunk in flight finishes, nothing new starts).
     c.locator("button.pause").click()

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import readme_screenshot
 from tests.e2e.conftest import MIB, ServerProcess
 from tests.pdfgen import make_pdf
 
@@ -204,7 +205,7 @@ def test_reload_mid_upload_then_same_file_resumes_byte_exact(
 
 
 def test_refused_files_have_clear_messages_and_search_answers(
-    make_server: Callable[..., ServerProcess], page: Any, artifacts: Path,
+    make_server: Callable[..., ServerProcess], page: Any,
 ) -> None:
     server = make_server(STREAMING_MAX_FILE_SIZE_MB="1")
     page.goto(server.base_url + "/")
@@ -226,7 +227,7 @@ def test_refused_files_have_clear_messages_and_search_answers(
 
     text = search(page, "hello")
     assert "Search failed" not in text, text  # either results, "No matches" or "not available yet"
-    page.screenshot(path=str(artifacts / "upload-page-refused.png"), full_page=True)
+    readme_screenshot(page, "page-refused", "#uploads-section", alone=True)
     server.assert_no_tracebacks()
 
 
