@@ -60,12 +60,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.api.body_timeout import idle_bounded
 from backend.api.deps import client_ip, owner, services
+from backend.composition import Services
 from backend.errors import (
     FileTooLarge, InvalidRequest, OffsetMismatch, RequestTooLarge, ServerBusy, UploadError,
 )
 from backend.logs import bind_session
 from backend.services.appends import BodyCut, Checksum, Stopped
-from backend.composition import Services
 from backend.services.models import COMPLETED, FAILED
 from backend.services.sessions import InitiateRequest
 from backend.services.uploads import UploadInfo
@@ -95,7 +95,7 @@ CORS_ALLOW = ["Upload-Complete", "Upload-Offset", "Upload-Length", "Upload-Draft
 CORS_EXPOSE = ["Location", "Upload-Complete", "Upload-Offset", "Upload-Length", "Upload-Limit",
                "Upload-Draft-Interop-Version", "Upload-Document-Id", "Upload-Duplicate", "Accept-Patch"]
 
-router = APIRouter(prefix=PREFIX, tags=["IETF resumable uploads (draft 11)"])
+router = APIRouter(prefix=PREFIX, tags=[f"IETF resumable uploads ({DRAFT})"])
 
 _SF_INTEGER = re.compile(r"^[0-9]{1,15}$")
 _SHA256 = re.compile(r"(?:^|,)\s*sha-256\s*=\s*:([A-Za-z0-9+/=]*):")

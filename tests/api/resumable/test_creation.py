@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
 
+import httpx
+
+from backend.app import create_app
+from backend.settings import temp_settings
 from tests.api.resumable.conftest import INTEROP, NAME, append, asgi_app, create, pieces_of, raw
 from tests.conftest import Api, envelope
 
@@ -127,3 +132,16 @@ async def test_repr_digest_sha256_is_the_expected_hash(api: Api, pdf: bytes) -> 
     bad = base64.b64encode(hashlib.sha256(b"x").digest()).decode()
     r = await create(api, pdf, complete=True, headers={"Repr-Digest": f"sha-256=:{bad}:"})
     assert r.status_code == 422 and r.json()["error"] == "integrity_failed"
+
+
+async def test_creation_from_a_browser_cors_allows_and_exposes_the_draft_fields(tmp_path: Path) -> None:
+    app = create_app(temp_settings(tmp_path / "cors", cors_origins="http://page.example"))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+            r = await http.options("/uploads/", headers={
+                "Origin": "http://page.example", "Access-Control-Request-Method": "PATCH",
+                "Access-Control-Request-Headers": "upload-complete, upload-offset, content-disposition, x-client-id"})
+            assert r.status_code == 200, r.text
+            r = await http.post("/uploads/", headers={**NAME, "Upload-Complete": "?0", "Origin": "http://page.example"})
+            exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+            assert {"location", "upload-complete", "upload-offset", "upload-limit"} <= exposed
