@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -72,6 +73,18 @@ async def test_length_the_client_may_not_know_it_at_creation(api: Api, pdf: byte
     assert "upload-length" not in (await api.http.head(url)).headers
     r = await append(api, url, pdf[50_000:], 50_000, complete=True)
     assert r.status_code == 200 and r.json()["document"]["file_size"] == len(pdf)
+
+
+async def test_length_complete_true_without_any_length_is_the_whole_body(api: Api, pdf: bytes) -> None:
+    """Upload-Complete: ?1, a chunked body and no length at all: the body's end is the length."""
+    async def chunked() -> AsyncIterator[bytes]:
+        for i in range(0, len(pdf), 40_000):
+            yield pdf[i:i + 40_000]
+
+    r = await api.http.post("/uploads/", content=chunked(), headers={**NAME, "Upload-Complete": "?1"})
+    assert r.status_code == 200 and r.headers["upload-complete"] == "?1", r.text
+    assert r.json()["document"]["sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert (await api.http.head(r.headers["location"])).headers["upload-length"] == str(len(pdf))
 
 
 async def test_creation_interrupted_should_append_as_much_as_possible(api: Api, small_pdf: bytes) -> None:
