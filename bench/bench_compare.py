@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Side-by-side upload benchmark: the machine's floor, our server through its chunk API,
-and two tus peers (tuspyserver under uvicorn, @tus/server + @tus/file-store on node),
-all on this machine, over loopback, in one go.
+"""Side-by-side upload benchmark: the machine's floor, our server through its chunk API
+and through its tus ``/files/`` (``ours-tus``), and two tus peers (tuspyserver under
+uvicorn, @tus/server + @tus/file-store on node), all on this machine, over loopback,
+in one go. Everything over tus goes through one client (tus_client.py).
 
     make bench-compare                                  # or:
     .venv/bin/python bench/bench_compare.py             # 256 MiB x 3 runs, extras; ~6 min
@@ -12,9 +13,13 @@ The peers are installed on first use into bench/.peers/ (network; cached afterwa
 Speed: every (server, chunk size, shape) case gets its own fresh, warmed-up server; the
 runs are interleaved round-robin (case order rotated each round) and a floor pass
 (write the file + two SHA-256, 1 MiB blocks, one thread) runs right before every timed
-upload, dirty pages synced before each, so all cases see the same machine. Ours sends
-N chunks of one upload at once; the peers (no tus concatenation in @tus/file-store)
-send N parts of the file as N concurrent uploads: the same bytes and requests in flight.
+upload, dirty pages synced before each, so all cases see the same machine. "N in
+parallel" puts N requests in flight everywhere: ours' chunk API sends N chunks of one
+upload at once; over tus, a server whose OPTIONS offers concatenation (ours-tus,
+tuspyserver) gets N partial uploads of the file's consecutive parts and then the final
+``Upload-Concat`` creation (timed), one without it (@tus/file-store) N concurrent
+uploads. ``Upload-Checksum: sha256`` goes on every PATCH to a server that offers the
+checksum extension (ours-tus; neither peer does). The table says what each server got.
 Every server's stored bytes are checked after each run (untimed).
 
 Extras: RSS growth for a small vs a large upload (fresh server each), the /complete
@@ -47,10 +52,13 @@ import compare_report as report  # noqa: E402
 import peers  # noqa: E402
 from bench_upload import MIB, REPO, Source, floor_mib_s, machine_info, make_source, run_main  # noqa: E402
 from proctree import PeakSampler, cpu_delta  # noqa: E402
-from targets import Ours, PeerTarget, Target  # noqa: E402
+from targets import OURS_TUS, Ours, OursTus, PeerTarget, Target  # noqa: E402
 from tests.pdfgen import make_pdf  # noqa: E402  (bench_upload put the repo on the path)
 
-SERVERS = ("ours", "tuspy", "tusnode")
+SERVERS = ("ours", OURS_TUS, "tuspy", "tusnode")
+OURS_ANY = ("ours", OURS_TUS, report.NOSCAN)
+#: Ours' cap on active uploads, by default; over tus, N partials and their final are N + 1.
+OURS_MAX_ACTIVE = 5
 NOSCAN = report.NOSCAN  # opt-in (--servers ours,ours-noscan,...): prices the streaming scan
 
 
@@ -73,11 +81,17 @@ class Bench:
         self.args, self.root, self.http = args, root, http
         self.serial = 0
 
-    def target(self, server: str, tag: str, max_mib: int, ours_env: dict[str, str] | None = None) -> Target:
+    def target(self, server: str, tag: str, max_mib: int, ours_env: dict[str, str] | None = None,
+               parallel: int = 1) -> Target:
         self.serial += 1
         where = self.root / f"{self.serial:02d}-{server}-{tag}"
         if server == "ours":
             return Ours(where, max_mib, ours_env)
+        if server == OURS_TUS:
+            env = dict(ours_env or {})
+            if parallel + 1 > OURS_MAX_ACTIVE and "STREAMING_MAX_CONCURRENT_UPLOADS" not in env:
+                env["STREAMING_MAX_CONCURRENT_UPLOADS"] = str(parallel + 1)  # else the final waits forever
+            return OursTus(where, max_mib, env)
         if server == NOSCAN:  # ours with the streaming scan off: what the scan costs, side by side
             return Ours(where, max_mib, {**(ours_env or {}), "STREAMING_STREAM_SCAN": "false"}, name=NOSCAN)
         peer = next(p for p in peers.PEERS if p.name == server)
@@ -107,7 +121,7 @@ class Bench:
         runs: dict[tuple[str, int, int], list[dict[str, Any]]] = {k: [] for k in keys}
         try:
             for s, c, p in keys:
-                t = targets[(s, c, p)] = self.target(s, f"{c}mib-x{p}", src.size // MIB + 1)
+                t = targets[(s, c, p)] = self.target(s, f"{c}mib-x{p}", src.size // MIB + 1, parallel=p)
                 await t.start(self.http, warm)
                 t.prepare(src, c * MIB, p)
             print(f"{len(targets)} servers up; {a.runs} rounds of {len(keys)} timed uploads", flush=True)
@@ -127,11 +141,11 @@ class Bench:
                     res["floor_mib_s"] = floor
                     runs[key].append(res)
                     print(f"  round {rnd + 1}: {report.shape_label(c, p)}, {s}: {res['mib_s']:.0f} MiB/s "
-                          f"(floor {floor:.0f})", flush=True)
+                          f"(floor {floor:.0f}){report.where_time_went(res)}", flush=True)
         finally:
             for t in targets.values():
                 t.stop()
-        return [report.summarize(s, c, p, runs[(s, c, p)]) for s, c, p in keys]
+        return [report.summarize(s, c, p, runs[(s, c, p)], targets[(s, c, p)].sent_as(p)) for s, c, p in keys]
 
     async def rss_growth(self, warm: Source) -> list[dict[str, Any]]:
         """One upload per size on a fresh, warmed-up server, 8 MiB chunks, sequential."""
@@ -213,7 +227,7 @@ class Bench:
                        polls=len(polls), backpressure_seen=any(p.get("backpressure_active") for p in polls),
                        max_polled_inflight_bytes=max((p.get("inflight_bytes", 0) for p in polls), default=0),
                        max_polled_rss_mb=max((p.get("memory_usage_mb", 0) for p in polls), default=0))
-            if s == "ours":
+            if isinstance(t, Ours):
                 res["env"] = env
             out.append(res)
             print(f"  {len(srcs)} at once, {s}: {res['mib_s']:.0f} MiB/s aggregate, {verified}/{len(srcs)} "
@@ -224,7 +238,7 @@ class Bench:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    versions = peers.install(args.scratch) if set(args.servers) - {"ours", NOSCAN} else {}
+    versions = peers.install(args.scratch) if set(args.servers) - set(OURS_ANY) else {}
     root = Path(tempfile.mkdtemp(prefix="bench-compare-", dir=args.tmpdir))
     floor_runs: list[float] = []
     write_runs: list[float] = []

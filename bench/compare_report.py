@@ -10,9 +10,12 @@ PEER_TARGETS = {8: 1.3, 2: 1.0}  # ours / the faster peer, by chunk size in MiB
 FLOOR_TARGET = 0.8  # ours / floor, 8 MiB chunks, sequential
 SCAN_TARGET = 0.10  # the streaming scan's cost: 1 - ours / ours with the scan off (issue 3)
 NOSCAN = "ours-noscan"
+OURS_TUS = "ours-tus"
+RATED = ("ours", OURS_TUS)  # the rows that get "ours / faster peer"; the targets are the chunk API's
 
-LABELS = {"ours": "ours (chunk API, every check on)", "tuspy": "tuspyserver (uvicorn)",
-          "tusnode": "@tus/server + file-store (node)", NOSCAN: "ours, streaming scan off (to price it)"}
+LABELS = {"ours": "ours (chunk API, every check on)", OURS_TUS: "ours over tus (/files/, every check on)",
+          "tuspy": "tuspyserver (uvicorn)", "tusnode": "@tus/server + file-store (node)",
+          NOSCAN: "ours, streaming scan off (to price it)"}
 
 
 def shape_label(chunk_mib: int, parallel: int) -> str:
@@ -23,10 +26,23 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def summarize(server: str, chunk_mib: int, parallel: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One case (server x shape) over its runs: median speed and CPU, the highest peak."""
+def where_time_went(run: dict[str, Any]) -> str:
+    """A tus run's request times, for the progress lines: the median PATCH, the slowest
+    part's last PATCH, the final creation (concatenation); "" for other runs."""
+    if "patch_s_median" not in run:
+        return ""
+    out = f"; PATCH median {run['patch_s_median']:.3f} s, last {run['last_patch_s']:.3f} s"
+    return out + (f", final creation {run['final_s']:.2f} s" if run.get("final_s") else "")
+
+
+def summarize(server: str, chunk_mib: int, parallel: int, runs: list[dict[str, Any]],
+              sent_as: str = "") -> dict[str, Any]:
+    """One case (server x shape) over its runs: median speed and CPU, the highest peak.
+    ``sent_as``: how the bytes went and what was checked (the target's words)."""
+    timings = {k: statistics.median(r[k] for r in runs)
+               for k in ("patch_s_median", "last_patch_s", "final_s") if all(k in r for r in runs)}
     return {"server": server, "chunk_mib": chunk_mib, "parallel": parallel, "shape": shape_label(chunk_mib, parallel),
-            "runs": runs, "mib_s": spread([r["mib_s"] for r in runs]),
+            "sent_as": sent_as, **timings, "runs": runs, "mib_s": spread([r["mib_s"] for r in runs]),
             "server_cpu_s": statistics.median(r["server_cpu_s"] for r in runs),
             "client_cpu_s": statistics.median(r["client_cpu_s"] for r in runs),
             "baseline_rss_mib": min(r["baseline_rss_mib"] for r in runs),
@@ -38,12 +54,13 @@ def _mmm(s: dict[str, float]) -> str:
     return f"{s['median']:.0f} ({s['min']:.0f}-{s['max']:.0f})"
 
 
-def peer_ratios(cases: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per shape: ours' median over the faster peer's median (None when a side is missing)."""
+def peer_ratios(cases: list[dict[str, Any]], server: str = "ours") -> dict[str, dict[str, Any]]:
+    """Per shape: ``server``'s median over the faster peer's median (None when a side is
+    missing). No variant of ours is a peer."""
     out: dict[str, dict[str, Any]] = {}
     for shape in dict.fromkeys(c["shape"] for c in cases):
         here = [c for c in cases if c["shape"] == shape]
-        ours = next((c for c in here if c["server"] == "ours"), None)
+        ours = next((c for c in here if c["server"] == server), None)
         peers = [c for c in here if not c["server"].startswith("ours")]
         best = max(peers, key=lambda c: c["mib_s"]["median"]) if peers else None
         out[shape] = {"chunk_mib": here[0]["chunk_mib"], "parallel": here[0]["parallel"],
@@ -65,17 +82,18 @@ def scan_costs(cases: list[dict[str, Any]]) -> dict[str, float]:
 
 def speed_table(floor: dict[str, Any], cases: list[dict[str, Any]]) -> str:
     base = floor["median"]
-    rows = ["| shape | server | MiB/s median (min-max) | x floor | server CPU s | server peak RSS MiB "
-            "| ours / faster peer |", "|---|---|---|---|---|---|---|",
-            f"| floor | write + 2x SHA-256, 1 MiB blocks, 1 thread | {_mmm(floor)} | 1.00 | | | |"]
+    rows = ["| shape | server | sent as | MiB/s median (min-max) | x floor | server CPU s | server peak RSS MiB "
+            "| ours / faster peer |", "|---|---|---|---|---|---|---|---|",
+            f"| floor | write + 2x SHA-256, 1 MiB blocks, 1 thread | | {_mmm(floor)} | 1.00 | | | |"]
     if floor.get("write_only"):
         w = floor["write_only"]
-        rows.append(f"| floor | write only | {_mmm(w)} | {w['median'] / base:.2f} | | | |")
-    ratios = peer_ratios(cases)
+        rows.append(f"| floor | write only | | {_mmm(w)} | {w['median'] / base:.2f} | | | |")
+    ratios = {server: peer_ratios(cases, server) for server in RATED}
     for c in cases:
-        r = ratios[c["shape"]]
-        ratio = f"**{r['ratio']:.2f}** (vs {r['faster_peer']})" if c["server"] == "ours" and r["ratio"] else ""
-        rows.append(f"| {c['shape']} | {LABELS.get(c['server'], c['server'])} | {_mmm(c['mib_s'])} "
+        r = ratios[c["server"]][c["shape"]] if c["server"] in ratios else {"ratio": None}
+        ratio = f"**{r['ratio']:.2f}** (vs {r['faster_peer']})" if r["ratio"] else ""
+        rows.append(f"| {c['shape']} | {LABELS.get(c['server'], c['server'])} | {c.get('sent_as', '')} "
+                    f"| {_mmm(c['mib_s'])} "
                     f"| {c['mib_s']['median'] / base:.2f} | {c['server_cpu_s']:.2f} "
                     f"| {c['baseline_rss_mib']:.0f} → {c['peak_rss_mib']:.0f} | {ratio} |")
     return "\n".join(rows)

@@ -61,6 +61,29 @@ def test_speed_table_has_a_row_per_case_and_the_ratio_on_ours(report: ModuleType
     assert all(line.count("|") == lines[0].count("|") for line in lines)
 
 
+def test_ours_over_tus_is_rated_against_the_peers_and_says_how_it_was_sent(report: ModuleType) -> None:
+    tus = [{**run(v), "patch_s_median": 0.05, "last_patch_s": 0.06, "final_s": f} for v, f in ((180, 0.3), (190, 0.5))]
+    both = cases(report, [200, 230, 210]) + [
+        report.summarize(report.OURS_TUS, 8, 1, tus, "one upload; sha256 Upload-Checksum per PATCH")]
+    assert both[-1]["final_s"] == pytest.approx(0.4) and both[-1]["patch_s_median"] == pytest.approx(0.05)
+    assert "patch_s_median" not in both[0]  # the chunk API's runs have no PATCH times
+    assert report.peer_ratios(both)["8 MiB chunks, sequential"]["faster_peer"] == "tuspy"  # no ours is a peer
+    assert report.peer_ratios(both, report.OURS_TUS)["8 MiB chunks, sequential"]["ratio"] == pytest.approx(185 / 160)
+    lines = report.speed_table({"median": 500.0, "min": 400.0, "max": 550.0}, both).splitlines()
+    row = next(line for line in lines if "ours over tus" in line)
+    assert "| one upload; sha256 Upload-Checksum per PATCH | 185 (180-190) |" in row and "**1.16** (vs tuspy)" in row
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+    assert len(report.targets({"median": 500.0}, both)) == 3  # the targets stay the chunk API's
+
+
+def test_where_a_tus_run_spent_its_time(report: ModuleType) -> None:
+    assert report.where_time_went(run(100)) == ""
+    assert report.where_time_went({"patch_s_median": 0.0625, "last_patch_s": 0.08, "final_s": 0.0}) \
+        == "; PATCH median 0.062 s, last 0.080 s"
+    assert report.where_time_went({"patch_s_median": 0.1, "last_patch_s": 0.1, "final_s": 0.25}).endswith(
+        ", final creation 0.25 s")
+
+
 def test_rss_and_concurrency_tables(report: ModuleType) -> None:
     rss = [{"server": s, "file_mib": m, "baseline_rss_mib": 50.0, "peak_rss_mib": 50.0 + m / 100, "mib_s": 200.0}
            for s in ("ours", "tusnode") for m in (100, 1024)]
