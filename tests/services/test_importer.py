@@ -1,5 +1,6 @@
-"""The importer's parts without HTTP: extraction, the index (BM25, owner mask, persistence,
-removal), the durable queue, and the optional semantic path when its extra is installed."""
+"""The importer's parts without HTTP: extraction, the index over its default store (BM25,
+owner mask, persistence, removal; the contract every store meets is test_index_contract),
+the durable queue, and the optional semantic path when its extra is installed."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ from pathlib import Path
 import pytest
 
 from backend.services.importer.extract import ExtractionError, extract_pages
-from backend.services.importer.index import DocumentIndex, _fuse, Hit
+from llama_index.core.schema import NodeWithScore, TextNode
+
+from backend.services.importer.index import DocumentIndex
+from backend.services.importer.retriever import fuse
 from backend.storage.sqlite_imports import SqliteImportQueue
 from tests.textpdf import make_blank_pdf, make_text_pdf, page_word
 
 
 def _index(root: Path, **kw: object) -> DocumentIndex:
-    index = DocumentIndex(root / "index", **kw)  # type: ignore[arg-type]
-    index.load()
-    return index
+    return DocumentIndex.open(root, **kw)
 
 
 def test_extract_pages_reads_every_page(tmp_path: Path) -> None:
@@ -55,9 +57,9 @@ def test_index_search_mask_persistence_and_removal(tmp_path: Path) -> None:
 
 
 def test_reciprocal_rank_fusion_prefers_agreement() -> None:
-    a, b, c = (Hit("s", p, 1.0, "t", f"n{p}") for p in (1, 2, 3))
-    fused = _fuse([[a, b, c], [b, c]], 2)
-    assert [h.node_id for h in fused] == ["n2", "n3"]
+    a, b, c = (NodeWithScore(node=TextNode(id_=f"n{p}", text="t"), score=1.0) for p in (1, 2, 3))
+    fused = fuse([[a, b, c], [b, c]], 2)
+    assert [h.node.node_id for h in fused] == ["n2", "n3"]
 
 
 def test_queue_claims_fails_retries_and_recovers(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 Importing this package makes LlamaIndex offline before anything imports it: tiktoken
 reads the BPE files that ``llama_index.core`` ships, the Hugging Face libraries never ask
-the hub. ``extract`` pulls the text of each page, ``index`` holds the nodes (docstore,
-BM25, optional vectors), ``service`` runs the durable queue on a bounded worker pool.
+the hub. ``extract`` pulls the text of each page, ``index`` holds the nodes (SQLite
+FTS5, optional vectors), ``service`` runs the durable queue on a bounded worker pool.
 """
 
 from __future__ import annotations

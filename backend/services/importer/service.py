@@ -125,10 +125,8 @@ class ImportService:
         from backend.services.importer.index import DocumentIndex
 
         model = load_embed_model() if self.settings.embeddings else None
-        index = DocumentIndex(self.settings.data_dir / "index", chunk_tokens=self.settings.index_chunk_tokens,
-                              embed_model=model)
-        index.load()
-        return index
+        return DocumentIndex.open(self.settings.data_dir, chunk_tokens=self.settings.index_chunk_tokens,
+                                  embed_model=model)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
@@ -136,6 +134,8 @@ class ImportService:
         # stays queued as running, and runs again at the next start)
         await asyncio.get_running_loop().run_in_executor(None, self.reader.close)
         await asyncio.get_running_loop().run_in_executor(None, self.pool.shutdown, True)
+        if self.index is not None:
+            self.index.close()
         self.queue.close()
 
     @property
