@@ -164,3 +164,31 @@ async def test_no_socket_leaves_the_machine(api: Api, tmp_path: Path, monkeypatc
     await api.svc.importer.drain()
     hits = await _search(api, page_word(5, 1, 1))
     assert hits[0]["document_id"] == body["document"]["id"] and attempts == []
+
+
+async def test_an_install_of_the_previous_version_comes_up_searchable(settings: Settings) -> None:
+    """documents.sqlite3 with indexed documents and the previous version's ``index/``
+    directory (written as it wrote it): after the upgrade every document is found."""
+    from backend.services.auth import SINGLE_OWNER
+    from backend.storage.sqlite_docs import DocumentRecord, SqliteDocumentRepository
+    from tests.services.test_index_migration import contents, write_previous_index
+
+    docs = contents(21, 22)
+    repo = SqliteDocumentRepository(settings.data_dir / "documents.sqlite3")
+    ids = {}
+    for sha, (_, meta) in docs.items():
+        record = repo.insert(DocumentRecord(0, SINGLE_OWNER, meta["title"], meta["filename"], 1000, sha,
+                                            "2026-01-01T00:00:00Z", index_status="indexed"))
+        ids[sha] = record.id
+    repo.close()
+    write_previous_index(settings.data_dir, docs)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            api = Api(http, app.state.services)
+            await api.svc.importer.drain()
+            for seed, sha in zip((21, 22), docs):
+                hits = await _search(api, page_word(seed, 2, 1))
+                assert (hits[0]["document_id"], hits[0]["page"]) == (ids[sha], 3), hits
+                assert hits[0]["title"] == f"Doc {seed}"
+    assert (settings.data_dir / "index.migrated").is_dir() and not (settings.data_dir / "index").exists()
