@@ -150,9 +150,12 @@ def parse_checksum(raw: str | None) -> Checksum | None:
         raise InvalidRequest(f"Upload-Checksum algorithm {algorithm[:20]!r} is not supported; "
                              f"use one of {', '.join(CHECKSUMS)}")
     try:
-        return Checksum(algorithm, base64.b64decode(digest.strip(), validate=True))
+        value = base64.b64decode(digest.strip(), validate=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest("Upload-Checksum digest is not base64") from None
+    if len(value) != CHECKSUMS[algorithm]().digest_size:  # a malformed header, not a mismatch (460)
+        raise InvalidRequest(f"Upload-Checksum digest is not a {algorithm} digest")
+    return Checksum(algorithm, value)
 
 
 async def _body(request: Request, svc: Services) -> AsyncIterator[bytes]:
