@@ -55,6 +55,7 @@ function deleteButton(action: () => Promise<void>, onError: (err: unknown) => vo
 
 export class Documents {
   private offset = 0;
+  private refreshes = 0;
   private viewed: number | null = null;
   private readonly body = byId("documents").querySelector("tbody")!;
   private readonly view = byId("document-view");
@@ -103,17 +104,23 @@ export class Documents {
 
   /** The current page of the list (and the open view, whose index status may have moved). */
   async refresh(): Promise<void> {
+    // Refreshes overlap (a delete, an import finishing, Next): only the latest one renders.
+    const mine = ++this.refreshes;
+    let offset = this.offset;
     let docs: DocumentInfo[];
     try {
-      docs = await this.client.documents(this.pageSize + 1, this.offset);
-      if (docs.length === 0 && this.offset > 0) { // the last row of the last page was deleted
-        this.offset = Math.max(0, this.offset - this.pageSize);
-        docs = await this.client.documents(this.pageSize + 1, this.offset);
+      docs = await this.client.documents(this.pageSize + 1, offset);
+      if (docs.length === 0 && offset > 0) { // the last row of the last page was deleted
+        offset = Math.max(0, offset - this.pageSize);
+        docs = await this.client.documents(this.pageSize + 1, offset);
       }
     } catch (err) {
-      this.failed(err);
+      if (mine === this.refreshes) this.failed(err);
       return;
     }
+    if (mine !== this.refreshes) return;
+    this.offset = offset;
+    byId("documents-message").textContent = "";
     const more = docs.length > this.pageSize;
     const shown = docs.slice(0, this.pageSize);
     this.body.replaceChildren(...shown.map((d) => this.row(d)));
