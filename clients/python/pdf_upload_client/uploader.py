@@ -5,8 +5,8 @@ Contracts:
 - The file is read in chunk-size pieces with ``os.pread`` (never whole): at most
   ``parallel`` chunks are in memory at once. Its whole SHA-256 is computed first,
   streaming, and sent as ``expected_hash`` (the server verifies it and deduplicates).
-- Each chunk is sent with its own SHA-256; 429/503 are retried no sooner than
-  ``Retry-After``, transport failures with backoff (see :mod:`pdf_upload_client.api`).
+- Each chunk is sent with its own SHA-256; 429/503 are retried when ``Retry-After``
+  says, transport failures with backoff (see :mod:`pdf_upload_client.api`).
   Any other refusal stops the upload with :class:`~pdf_upload_client.api.ServerError`.
 - Every acknowledged chunk is recorded in the local state file (atomic writes) before
   the progress callback ``progress(bytes_acked, total_bytes, chunks_done, total_chunks)``

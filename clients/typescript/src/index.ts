@@ -1,11 +1,13 @@
 /**
- * Typed client for the resumable chunked PDF upload server (the wire contract is
- * shared/API.md). No framework, no dependencies: `fetch`, `WebSocket`, `SubtleCrypto`.
+ * `@pdf-upload/client`: the typed client for the resumable chunked PDF upload server (the
+ * wire contract is shared/API.md). No framework, no dependencies: `fetch`,
+ * `XMLHttpRequest` (for upload progress, in a browser), `WebSocket`, `SubtleCrypto`.
  *
  *   const client = new UploadClient();
  *   const socket = client.connect();              // /ws/{client_id}: progress events
  *   const upload = client.upload(file);           // initiate or resume, then chunks
- *   upload.addEventListener("state", ...);
+ *   upload.addEventListener("progress", ...);     // bytes sent, within chunks too
+ *   upload.addEventListener("wait", ...);         // a retry pending: why, until when
  *   const done = await upload.start();            // -> {document, duplicate}
  *
  * Errors are {@link ApiError}s carrying the server's `error` code.
