@@ -9,7 +9,7 @@ CHROMIUM ?= /usr/bin/chromium
 FE     := frontend
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test test-all test-faults bench bench-compare typecheck clean frontend browser
+.PHONY: install run test test-all test-faults bench bench-compare typecheck clean frontend browser tus-js
 
 CLIENT := clients/python
 
@@ -35,6 +35,14 @@ $(FE)/dist/app.js: $(FE)/node_modules/.installed $(wildcard $(FE)/src/*.ts) $(FE
 
 frontend: $(FE)/dist/app.js
 
+# tests/e2e/test_tus_clients.py runs tus-js-client, unchanged, in Node (tests/tus_js, a package of its own).
+TUS_JS := tests/tus_js
+$(TUS_JS)/node_modules/.installed: $(TUS_JS)/package.json $(TUS_JS)/package-lock.json
+	cd $(TUS_JS) && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+tus-js: $(TUS_JS)/node_modules/.installed
+
 # The browser tests drive Debian's Chromium (a test tool's own browser download fails here).
 browser:
 	@test -x $(CHROMIUM) || { echo "installing Debian chromium"; $(SUDO) apt-get update -qq && \
@@ -43,7 +51,7 @@ browser:
 run: install frontend
 	$(PY) -m backend --host $(HOST) --port $(PORT)
 
-test: install frontend browser
+test: install frontend browser tus-js
 	cd $(FE) && $(NPM) test --silent
 	$(PY) -m pytest -q
 
