@@ -118,7 +118,7 @@ def _int_header(request: Request, name: str) -> int | None:
     raw = request.headers.get(name)
     if raw is None:
         return None
-    if not raw.strip().isdigit():
+    if not (raw.strip().isascii() and raw.strip().isdigit()):  # "²" is a digit to isdigit, not to int
         raise InvalidRequest(f"{name} must be a non-negative whole number, not {raw[:40]!r}")
     return int(raw)
 

@@ -21,8 +21,8 @@ from tests.conftest import Api
 
 async def test_core_upload_offset_must_be_a_non_negative_integer(api: Api, pdf: bytes) -> None:
     url = await create_url(api, len(pdf))
-    for bad in ("-1", "abc", "1.5", ""):
-        r = await patch(api, url, pdf[:10], 0, **{"Upload-Offset": bad})
+    for bad in ("-1", "abc", "1.5", "", "\xb2"):  # "²": a digit to str.isdigit, not to int (it was a 500)
+        r = await api.http.patch(url, content=pdf[:10], headers={**STREAM, "Upload-Offset": bad.encode("latin-1")})
         assert r.status_code == 400 and r.json()["error"] == "invalid_request", bad
     assert await offset_of(api, url) == 0
     r = await patch(api, url, pdf[:10], 0)
@@ -30,8 +30,9 @@ async def test_core_upload_offset_must_be_a_non_negative_integer(api: Api, pdf: 
 
 
 async def test_core_upload_length_must_be_a_non_negative_integer(api: Api) -> None:
-    for bad in ("-5", "ten", "1e3"):
-        r = await api.http.post("/files/", headers={**H, "Upload-Length": bad, "Upload-Metadata": metadata()})
+    for bad in ("-5", "ten", "1e3", "\xb9"):
+        r = await api.http.post("/files/", headers={**H, "Upload-Length": bad.encode("latin-1"),
+                                                    "Upload-Metadata": metadata()})
         assert r.status_code == 400 and r.json()["error"] == "invalid_request", bad
 
 

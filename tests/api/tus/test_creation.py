@@ -24,6 +24,11 @@ async def test_creation_post_must_answer_201_with_location(api: Api, pdf: bytes)
     assert (await api.http.head(location, headers=H)).status_code == 200
 
 
+async def test_creation_upload_defer_length_must_be_omitted_when_the_length_is_known(api: Api, pdf: bytes) -> None:
+    r = await create(api, len(pdf))
+    assert "upload-defer-length" not in (await api.http.head(r.headers["location"], headers=H)).headers
+
+
 async def test_creation_new_upload_has_implicit_offset_0(api: Api, pdf: bytes) -> None:
     r = await create(api, len(pdf))
     assert await offset_of(api, r.headers["location"]) == 0
