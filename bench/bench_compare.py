@@ -5,7 +5,7 @@ uvicorn, @tus/server + @tus/file-store on node), all on this machine, over loopb
 in one go. Everything over tus goes through one client (tus_client.py).
 
     make bench-compare                                  # or:
-    .venv/bin/python bench/bench_compare.py             # 256 MiB x 3 runs, extras; ~6 min
+    .venv/bin/python bench/bench_compare.py             # 256 MiB x 3 runs, extras; ~7-9 min
     .venv/bin/python bench/bench_compare.py --quick     # end to end on small files, 1 run
 
 The peers are installed on first use into bench/.peers/ (network; cached afterwards).
