@@ -6,15 +6,19 @@ own rows: FTS5 writes a small segment per transaction and merges segments increm
 (``automerge``). Nothing is rebuilt or rewritten whole, and nothing is held in memory but
 SQLite's bounded page cache.
 
-Ranking is FTS5's ``bm25()`` (k1 1.2, b 0.75), negated so higher is better. The words
-of a query are ORed (each quoted: nothing a client types is an operator). A word in more
-than half the nodes scores nothing under BM25's IDF (FTS5 floors it at 1e-6) but makes
-every node a candidate to score and sort, so such words are left out of the match
-whenever a rarer word remains: same order, a few milliseconds instead of a scan.
+Ranking is FTS5's ``bm25()`` (k1 1.2, b 0.75) over the text column, negated so higher
+is better. The words of a query are ORed, each quoted (nothing a client types is an
+operator). A word in more than half the nodes scores nothing under BM25's IDF (FTS5
+floors it at 1e-6) but makes every node a candidate to score and sort, so such words are
+left out of the match whenever a rarer word remains: the same order, a few milliseconds
+instead of a scan; a query of common words only ranks the first 1,000 visible matches.
 
-The owner filter is ``sha256 IN (the visible contents)`` inside the ranked query. Vectors
-(the optional semantic search) are float32 blobs in ``vectors``; ``nearest`` scans the
-visible ones in batches (memory bounded by the batch, not the corpus).
+The owner filter is inside the ranked query, never after it: for a few visible contents
+(up to 64) it is part of the FTS5 match (``sha256 : (...)``, a second column), so FTS5
+walks only their nodes however large the corpus; for more it is ``sha256 IN (...)`` on
+the matches. Vectors (the optional semantic search) are float32 blobs in ``vectors``;
+``nearest`` scans the visible ones in batches (memory bounded by the batch, not the
+corpus).
 
 Locking: one connection writes (``SqliteStore``'s lock), another reads (its own lock);
 WAL lets a search run while a write is in progress, seeing the last committed state.
@@ -48,16 +52,16 @@ CREATE TABLE IF NOT EXISTS nodes (
 );
 CREATE INDEX IF NOT EXISTS nodes_sha ON nodes (sha256);
 CREATE VIRTUAL TABLE IF NOT EXISTS nodes_fts USING fts5(
-    text, content='nodes', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');
+    text, sha256, content='nodes', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');
 CREATE VIRTUAL TABLE IF NOT EXISTS nodes_terms USING fts5vocab(nodes_fts, 'row');
 CREATE TABLE IF NOT EXISTS node_count (n INTEGER NOT NULL);
 INSERT INTO node_count SELECT count(*) FROM nodes WHERE NOT EXISTS (SELECT 1 FROM node_count);
 CREATE TRIGGER IF NOT EXISTS nodes_added AFTER INSERT ON nodes BEGIN
-    INSERT INTO nodes_fts (rowid, text) VALUES (new.id, new.text);
+    INSERT INTO nodes_fts (rowid, text, sha256) VALUES (new.id, new.text, new.sha256);
     UPDATE node_count SET n = n + 1;
 END;
 CREATE TRIGGER IF NOT EXISTS nodes_dropped AFTER DELETE ON nodes BEGIN
-    INSERT INTO nodes_fts (nodes_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    INSERT INTO nodes_fts (nodes_fts, rowid, text, sha256) VALUES ('delete', old.id, old.text, old.sha256);
     UPDATE node_count SET n = n - 1;
 END;
 CREATE TABLE IF NOT EXISTS vectors (
@@ -71,7 +75,9 @@ _WORD = re.compile(r"\w+")
 _CACHE_KIB = 16 * 1024  # per connection: the page cache is the store's memory, whatever the corpus
 _VECTOR_BATCH = 4096
 _COMMON = 0.5  # share of nodes above which a word's BM25 IDF is floored to nothing
-_WINDOW = 20_000  # nodes ranked when every word of a query is common (see _match)
+_WINDOW = 1_000  # nodes ranked when every word of a query is common (see search)
+_FEW = 64  # up to this many visible contents, the owner filter is in the FTS5 match itself
+_BM25 = "bm25(nodes_fts, 1.0, 0.0)"  # the text column only: a node's sha256 is its filter, not its words
 _TERMS_CACHED = 4096
 _DRIFT = 0.05  # a cached document frequency is asked again once the corpus changed this much
 
@@ -160,38 +166,47 @@ class SqliteTextIndex(SqliteStore):
         words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
         if not words or not shas or top_k <= 0:
             return []
-        visible = json.dumps(sorted(shas))
+        visible = sorted(shas)
         with self._read_lock:
-            match, common = self._match(words)
-            if not match:
+            words, common = self._choose(words)
+            if not words:
                 return []
-            # all words common: every node matches and every score is ~0 (floored IDF),
-            # so rank the first visible matches instead of the whole corpus
-            ranked = ("SELECT n.*, -nodes_fts.rank AS score FROM nodes_fts JOIN nodes n ON n.id = nodes_fts.rowid "
-                      "WHERE nodes_fts MATCH ?1 AND n.sha256 IN (SELECT value FROM json_each(?2))")
-            if common:
-                ranked += f" LIMIT {_WINDOW}"
-            rows = self._reader.execute(f"SELECT * FROM ({ranked}) ORDER BY score DESC LIMIT ?3",
-                                        (match, visible, top_k)).fetchall()
+            text = "text : (" + " OR ".join(_quote(w) for w in words) + ")"
+            if len(visible) <= _FEW:
+                # few contents: the filter is part of the match, so FTS5 walks only their nodes
+                match = f"{text} AND sha256 : (" + " OR ".join(_quote(s) for s in visible) + ")"
+                rows = self._reader.execute(
+                    f"SELECT n.*, -{_BM25} AS score FROM nodes_fts JOIN nodes n ON n.id = nodes_fts.rowid "
+                    f"WHERE nodes_fts MATCH ? ORDER BY {_BM25} LIMIT ?", (match, top_k)).fetchall()
+            else:
+                # all words common: every node matches and every score is ~0 (floored IDF),
+                # so rank the first visible matches instead of the whole corpus
+                ranked = (f"SELECT n.*, -{_BM25} AS score FROM nodes_fts JOIN nodes n ON n.id = nodes_fts.rowid "
+                          "WHERE nodes_fts MATCH ?1 AND n.sha256 IN (SELECT value FROM json_each(?2))")
+                if common:
+                    ranked += f" LIMIT {_WINDOW}"
+                rows = self._reader.execute(f"SELECT * FROM ({ranked}) ORDER BY score DESC LIMIT ?3",
+                                            (text, json.dumps(visible), top_k)).fetchall()
         return [Match(_node(r), float(r["score"])) for r in rows]
 
-    def _match(self, words: list[str]) -> tuple[str, bool]:
-        """The FTS5 expression (the words' terms ORed, common ones left out when a rarer
-        one remains: see the module doc), and whether only common terms remain. Call
-        with the read lock held."""
+    def _choose(self, words: list[str]) -> tuple[list[str], bool]:
+        """The words worth matching (those in no node go; common ones go when a rarer one
+        remains: see the module doc), and whether only common ones remain. A word's
+        rarity is its rarest term's, as FTS5's tokenizer makes them (one word may be
+        several terms: ``foo_bar``). Call with the read lock held."""
         db = self._reader
-        db.execute("INSERT INTO temp.query_fts (rowid, text) VALUES (1, ?)", (" ".join(words),))
+        db.executemany("INSERT INTO temp.query_fts (rowid, text) VALUES (?, ?)", enumerate(words))
         try:
-            terms = [str(r[0]) for r in db.execute("SELECT DISTINCT term FROM temp.query_terms")]
+            terms: dict[int, set[str]] = {}
+            for i, term in db.execute("SELECT doc, term FROM temp.query_terms"):
+                terms.setdefault(int(i), set()).add(str(term))
         finally:
             db.execute("DELETE FROM temp.query_fts")
         total = int(db.execute("SELECT n FROM node_count").fetchone()[0])
-        docs = {t: self._doc_freq(t, total) for t in terms}
-        present = [t for t in terms if docs[t]]
-        rare = [t for t in present if docs[t] <= _COMMON * total]
-        chosen = rare or present
-        # the terms are the tokenizer's own output, so quoting them gives them back unchanged
-        return " OR ".join('"' + t.replace('"', '""') + '"' for t in chosen), not rare
+        rarity = {i: min(self._doc_freq(t, total) for t in ts) for i, ts in terms.items()}
+        present = [i for i, df in rarity.items() if df]
+        rare = [i for i in present if rarity[i] <= _COMMON * total]
+        return [words[i] for i in sorted(rare or present)], not rare
 
     def _doc_freq(self, term: str, total: int) -> int:
         cached = self._df.get(term)
@@ -235,6 +250,11 @@ class SqliteTextIndex(SqliteStore):
         with self._read_lock:
             self._reader.close()
         super().close()
+
+
+def _quote(text: str) -> str:
+    """An FTS5 string: whatever it holds is words of a phrase, never an operator."""
+    return '"' + text.replace('"', '""') + '"'
 
 
 def _node(row: sqlite3.Row) -> StoredNode:

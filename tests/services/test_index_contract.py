@@ -102,15 +102,20 @@ def test_a_query_is_words_never_syntax(make: Callable[[], TextIndexStore], query
     assert store.node_count() == 1
 
 
-def test_only_visible_contents_rank_and_top_k_is_theirs(make: Callable[[], TextIndexStore]) -> None:
+# a few visible contents, or many (the store may filter differently past some number)
+@pytest.mark.parametrize("others", [0, 200])
+def test_only_visible_contents_rank_and_top_k_is_theirs(make: Callable[[], TextIndexStore], others: int) -> None:
     store = make()
+    pad = {f"{n:064x}" for n in range(others)}  # visible contents that have no nodes
     # B's nodes match better; A's must still fill top_k when only A is visible
     store.put(B, [node(B, p, 0, "secret secret secret") for p in range(1, 11)])
     store.put(A, [node(A, 1, 0, filler(1) + " secret"), node(A, 2, 0, filler(2) + " secret")])
     store.put(C, [node(C, p, 0, filler(p)) for p in range(1, 30)])
-    assert [h.node.sha256 for h in store.search("secret", {A}, 2)] == [A, A]
-    assert {h.node.sha256 for h in store.search("secret", {A, B}, 12)} == {A, B}
-    assert store.search("secret", set(), 5) == [] and store.search("secret", {C}, 5) == []
+    assert [h.node.sha256 for h in store.search("secret", {A} | pad, 2)] == [A, A]
+    assert {h.node.sha256 for h in store.search("secret", {A, B} | pad, 12)} == {A, B}
+    assert store.search("secret", set(), 5) == [] and store.search("secret", {C} | pad, 5) == []
+    # only common words (the filler is in every node of C): still only what is visible
+    assert {h.node.sha256 for h in store.search("the report", {A} | pad, 5)} == {A}
 
 
 def test_vectors_nearest_filtered_and_dropped_with_their_content(make: Callable[[], TextIndexStore]) -> None:
