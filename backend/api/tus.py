@@ -173,13 +173,15 @@ def _options_headers(svc: Services) -> dict[str, str]:
             "Tus-Checksum-Algorithm": ",".join(CHECKSUMS)}
 
 
-@router.options("/", status_code=204, include_in_schema=False)
+@router.options("", status_code=204, include_in_schema=False)  # "/files" too: a redirect would stop
+@router.options("/", status_code=204, include_in_schema=False)  # clients that do not follow one (Node's)
 @router.options("/{upload_id}", status_code=204, include_in_schema=False)
 async def options(svc: Services = Depends(services)) -> Response:
     """The server's tus version, extensions, size limit and checksum algorithms."""
     return Response(status_code=204, headers=_options_headers(svc))
 
 
+@router.post("", status_code=201, include_in_schema=False)
 @router.post("/", status_code=201, include_in_schema=False)
 async def create(request: Request, svc: Services = Depends(services), who: str = Depends(owner)) -> Response:
     """creation (with upload, with a deferred length) and concatenation."""

@@ -98,6 +98,7 @@ def _tuspy(endpoint: str, file: Path, url: str | None, storage: Path | None) -> 
 
 def _tus_js(endpoint: str, file: Path, url: str | None, storage: Path | None) -> list[str]:
     assert storage is None, "upload.mjs resumes from a URL it is given"
+    endpoint = endpoint.rstrip("/")  # as protocol.md writes it (and Node follows no redirect to "/files/")
     return ["node", str(TUS_JS / "upload.mjs"), endpoint, str(file), str(CHUNK), *([url] if url else [])]
 
 

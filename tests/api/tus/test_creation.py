@@ -29,6 +29,15 @@ async def test_creation_upload_defer_length_must_be_omitted_when_the_length_is_k
     assert "upload-defer-length" not in (await api.http.head(r.headers["location"], headers=H)).headers
 
 
+async def test_creation_post_to_the_endpoint_without_its_slash(api: Api, pdf: bytes) -> None:
+    """protocol.md's examples POST to ``/files``: answered there, not redirected to
+    ``/files/`` (tus-js-client in Node does not follow a 307)."""
+    r = await api.http.post("/files", headers={**H, "Upload-Length": str(len(pdf)), "Upload-Metadata": metadata()})
+    assert r.status_code == 201 and r.headers["location"].startswith("/files/"), r.status_code
+    r = await api.http.options("/files")
+    assert r.status_code == 204 and "creation" in r.headers["tus-extension"]
+
+
 async def test_creation_new_upload_has_implicit_offset_0(api: Api, pdf: bytes) -> None:
     r = await create(api, len(pdf))
     assert await offset_of(api, r.headers["location"]) == 0
