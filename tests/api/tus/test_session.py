@@ -157,3 +157,19 @@ async def test_session_api_keys_are_required(owners: Owners, pdf: bytes) -> None
     assert (await owners.bob.http.head(url, headers=H)).status_code == 404
     assert (await patch(owners.bob, url, pdf[:10], 0)).status_code == 404
     assert await offset_of(owners.alice, url) == 0
+
+
+async def test_session_active_uploads_cap_is_429_with_retry_after(api: Api, pdf: bytes) -> None:
+    """The cap on active uploads (5 by default) counts tus uploads like any; a terminated
+    one frees its place."""
+    urls = [(await create(api, len(pdf), body=pdf[:2000])).headers["location"] for _ in range(5)]
+    r = await create(api, len(pdf), body=pdf[:2000])
+    assert envelope(r, "too_many_uploads", 429) and int(r.headers["retry-after"]) > 0
+    assert (await api.http.delete(urls[0], headers=H)).status_code == 204
+    assert (await create(api, len(pdf), body=pdf[:2000])).status_code == 201
+
+
+async def test_session_filename_is_sanitized(api: Api, pdf: bytes) -> None:
+    r = await create(api, len(pdf), meta=metadata(filename="../../x/..\\evil\x00.pdf"), body=pdf)
+    doc = (await api.http.get(f"/api/documents/{r.headers['upload-document-id']}")).json()
+    assert doc["filename"] == "evil.pdf"
