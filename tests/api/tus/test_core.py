@@ -16,13 +16,20 @@ from backend.settings import temp_settings
 from tests.api.tus.conftest import H, STREAM, asgi_app, create, create_url, metadata, offset_of, patch, raw
 from tests.conftest import Api
 
+
+
+def _latin1(headers: dict[str, str]) -> dict[bytes, bytes]:
+    """Header values as bytes, as they come off the wire (httpx sends str values as ASCII)."""
+    return {k.encode(): v.encode("latin-1") for k, v in headers.items()}
+
+
 # -- Headers ------------------------------------------------------------------------------
 
 
 async def test_core_upload_offset_must_be_a_non_negative_integer(api: Api, pdf: bytes) -> None:
     url = await create_url(api, len(pdf))
     for bad in ("-1", "abc", "1.5", "", "\xb2"):  # "²": a digit to str.isdigit, not to int (it was a 500)
-        r = await api.http.patch(url, content=pdf[:10], headers={**STREAM, "Upload-Offset": bad.encode("latin-1")})
+        r = await api.http.patch(url, content=pdf[:10], headers=_latin1({**STREAM, "Upload-Offset": bad}))
         assert r.status_code == 400 and r.json()["error"] == "invalid_request", bad
     assert await offset_of(api, url) == 0
     r = await patch(api, url, pdf[:10], 0)
@@ -31,8 +38,7 @@ async def test_core_upload_offset_must_be_a_non_negative_integer(api: Api, pdf: 
 
 async def test_core_upload_length_must_be_a_non_negative_integer(api: Api) -> None:
     for bad in ("-5", "ten", "1e3", "\xb9"):
-        r = await api.http.post("/files/", headers={**H, "Upload-Length": bad.encode("latin-1"),
-                                                    "Upload-Metadata": metadata()})
+        r = await api.http.post("/files/", headers=_latin1({**H, "Upload-Length": bad, "Upload-Metadata": metadata()}))
         assert r.status_code == 400 and r.json()["error"] == "invalid_request", bad
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -126,7 +127,7 @@ def test_session_client_id_joins_the_websocket_room(settings: Settings, small_pd
             for start, end in ((0, 2 * MIB), (2 * MIB, len(small_pdf))):
                 r = client.patch(url, content=small_pdf[start:end], headers={**STREAM, "Upload-Offset": str(start)})
                 assert r.status_code == 204, r.text
-            events = []
+            events: list[dict[str, Any]] = []
             while not events or events[-1].get("status") != "completed":
                 events.append(ws.receive_json())
     progress = [e["data"] for e in events if e["type"] == "upload_progress"]
