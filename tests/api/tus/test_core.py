@@ -17,7 +17,6 @@ from tests.api.tus.conftest import H, STREAM, asgi_app, create, create_url, meta
 from tests.conftest import Api
 
 
-
 def _latin1(headers: dict[str, str]) -> dict[bytes, bytes]:
     """Header values as bytes, as they come off the wire (httpx sends str values as ASCII)."""
     return {k.encode(): v.encode("latin-1") for k, v in headers.items()}
