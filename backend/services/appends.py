@@ -149,12 +149,13 @@ class AppendService:
 
         sink: BlockSink[list[memoryview]] = BlockSink(self.assembly.stream_pool, write, SLOTS)
         cut: BaseException | None = None
+        first = offset == 0 and s.concat != "partial"  # the loop's own flag: ``written`` is the thread's
         try:
             try:
                 async for pieces in self._blocks(data, remaining, stop):
-                    if written == 0 and s.concat != "partial" \
-                            and sum(len(p) for p in pieces) >= min(HEADER_BYTES, s.file_size):
+                    if first and sum(len(p) for p in pieces) >= min(HEADER_BYTES, s.file_size):
                         self.validation.check_header(head_of(pieces, HEADER_BYTES), s.file_size)
+                    first = False
                     await sink.put(pieces)
             except (Stopped, BodyCut, RequestTimeout) as exc:
                 cut = exc  # what arrived is kept (below), then the error goes on
@@ -248,16 +249,21 @@ class AppendService:
         ``FileTooLarge`` past ``limit`` bytes; ``Stopped`` once a newer append asks."""
         pieces: list[memoryview] = []
         size = received = 0
-        async for piece in data:
-            if stop.is_set():
-                raise Stopped()
-            received += len(piece)
-            if received > limit:
-                raise FileTooLarge(f"the body goes {received - limit} bytes past the upload's length")
-            pieces.append(memoryview(piece))
-            size += len(piece)
-            if size >= BLOCK:
+        try:
+            async for piece in data:
+                if stop.is_set():
+                    raise Stopped()
+                received += len(piece)
+                if received > limit:
+                    raise FileTooLarge(f"the body goes {received - limit} bytes past the upload's length")
+                pieces.append(memoryview(piece))
+                size += len(piece)
+                if size >= BLOCK:
+                    yield pieces
+                    pieces, size = [], 0
+        except (Stopped, BodyCut, RequestTimeout):
+            if pieces:  # what arrived before the cut is kept, the last partial block too
                 yield pieces
-                pieces, size = [], 0
+            raise
         if pieces:
             yield pieces
