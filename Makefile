@@ -9,7 +9,7 @@ CHROMIUM ?= /usr/bin/chromium
 FE     := frontend
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test test-all test-faults bench bench-compare typecheck clean frontend browser tus-js
+.PHONY: install run test test-all test-faults bench bench-compare typecheck clean frontend uppy browser tus-js
 
 CLIENT := clients/python
 
@@ -30,7 +30,8 @@ $(FE)/node_modules/.installed: $(FE)/package.json $(wildcard $(FE)/package-lock.
 	cd $(FE) && if [ -f package-lock.json ]; then $(NPM) ci --no-audit --no-fund; else $(NPM) install --no-audit --no-fund; fi
 	touch $@
 
-$(FE)/dist/app.js: $(FE)/node_modules/.installed $(wildcard $(FE)/src/*.ts) $(FE)/index.html $(FE)/build.mjs $(FE)/tsconfig.json
+$(FE)/dist/app.js: $(FE)/node_modules/.installed $(wildcard $(FE)/src/*.ts) $(wildcard clients/typescript/src/*.ts) \
+		$(FE)/index.html $(FE)/build.mjs $(FE)/tsconfig.json
 	cd $(FE) && $(NPM) run --silent build
 
 frontend: $(FE)/dist/app.js
@@ -43,15 +44,26 @@ $(TUS_JS)/node_modules/.installed: $(TUS_JS)/package.json $(TUS_JS)/package-lock
 
 tus-js: $(TUS_JS)/node_modules/.installed
 
+# /uppy: Uppy's Dashboard with @uppy/tus, unchanged, against our tus endpoint (a package of its own).
+UPPY := $(FE)/uppy
+$(UPPY)/node_modules/.installed: $(UPPY)/package.json $(UPPY)/package-lock.json
+	cd $(UPPY) && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+$(UPPY)/dist/uppy.js: $(UPPY)/node_modules/.installed $(UPPY)/src/main.js $(UPPY)/index.html $(UPPY)/build.mjs
+	cd $(UPPY) && $(NPM) run --silent build
+
+uppy: $(UPPY)/dist/uppy.js
+
 # The browser tests drive Debian's Chromium (a test tool's own browser download fails here).
 browser:
 	@test -x $(CHROMIUM) || { echo "installing Debian chromium"; $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
-run: install frontend
+run: install frontend uppy
 	$(PY) -m backend --host $(HOST) --port $(PORT)
 
-test: install frontend browser tus-js
+test: install frontend uppy browser tus-js
 	cd $(FE) && $(NPM) test --silent
 	$(PY) -m pytest -q
 
@@ -74,4 +86,5 @@ typecheck: install
 	$(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache $(FE)/node_modules $(FE)/dist test-artifacts
+	rm -rf $(VENV) data .pytest_cache .mypy_cache $(FE)/node_modules $(FE)/dist $(UPPY)/node_modules $(UPPY)/dist \
+		clients/typescript/dist clients/typescript/node_modules test-artifacts

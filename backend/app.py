@@ -29,6 +29,7 @@ from backend.composition import build_services
 from backend.settings import Settings, get_settings
 
 FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"  # written by `make frontend`
+UPPY_DIST = FRONTEND_DIST.parent / "uppy" / "dist"  # written by `make uppy`
 STATIC_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 STATIC_TYPES = {".js": "text/javascript", ".map": "application/json", ".css": "text/css", ".html": "text/html"}
 # What the browser client reads from responses, and sends, across origins.
@@ -90,13 +91,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return envelope(503, "frontend_not_built", "frontend not built: run make run (or make frontend)")
         return FileResponse(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/uppy", include_in_schema=False, response_model=None)
+    async def uppy_page() -> FileResponse | JSONResponse:
+        """Uppy's Dashboard with @uppy/tus against ``/files/``: the tus clients, unchanged."""
+        page = UPPY_DIST / "index.html"
+        if not page.is_file():
+            return envelope(503, "frontend_not_built", "the Uppy page is not built: run make run (or make uppy)")
+        return FileResponse(page, media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/uppy/static/{name}", include_in_schema=False)
+    async def uppy_static(name: str) -> FileResponse:
+        return _static(UPPY_DIST, name)
+
     @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> FileResponse:
         """The built page's files (``frontend/dist``, flat: no sub-directories)."""
-        path = FRONTEND_DIST / name
-        if not STATIC_NAME.match(name) or not path.is_file():
-            raise NotFound(f"no static file {name!r}")
-        media = STATIC_TYPES.get(path.suffix, "application/octet-stream")
-        return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
+        return _static(FRONTEND_DIST, name)
 
     return app
+
+
+def _static(folder: Path, name: str) -> FileResponse:
+    path = folder / name
+    if not STATIC_NAME.match(name) or not path.is_file():
+        raise NotFound(f"no static file {name!r}")
+    media = STATIC_TYPES.get(path.suffix, "application/octet-stream")
+    return FileResponse(path, media_type=media, headers={"Cache-Control": "no-cache"})
