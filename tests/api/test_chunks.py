@@ -158,11 +158,11 @@ async def test_state_persisted_after_each_chunk(api: Api, small_pdf: bytes) -> N
 
 async def test_header_split_across_tiny_pieces(api: Api, small_pdf: bytes) -> None:
     """A client whose first piece of the file part is a few bytes long is still read right."""
-    from backend.services.assembly import _head
+    from backend.services.assembly import head_of
 
     pieces = [memoryview(small_pdf[i:i + 3]) for i in range(0, 30, 3)]
-    assert _head(pieces, 8) == small_pdf[:8]
-    assert _head([memoryview(b"%P"), memoryview(b"DF-1.7")], 1024) == b"%PDF-1.7"
+    assert head_of(pieces, 8) == small_pdf[:8]
+    assert head_of([memoryview(b"%P"), memoryview(b"DF-1.7")], 1024) == b"%PDF-1.7"
 
 
 async def test_chunk_racing_a_cancel_is_told_not_crashed(api: Api, small_pdf: bytes) -> None:
