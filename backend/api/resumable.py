@@ -75,8 +75,6 @@ INTEROP_VERSION = 8
 PREFIX = "/uploads"
 PARTIAL_UPLOAD = "application/partial-upload"
 PROBLEM = "https://iana.org/assignments/http-problem-types#"
-FIRST_APPEND = 256 << 10  # under the core's block (512 KiB): see _append
-SETTLE_WAIT = 10.0  # how long offset retrieval waits for an append in flight to stop
 #: Domain code -> status (anything else: 400 for a client's mistake, 500 otherwise).
 DRAFT_STATUS = {
     "offset_mismatch": 409, "not_found": 404, "session_expired": 410, "session_not_active": 409,
@@ -232,20 +230,6 @@ def _has_body(request: Request) -> bool:
     return "chunked" in request.headers.get("transfer-encoding", "").lower()
 
 
-async def _settle(svc: Services, who: str, upload_id: str) -> None:
-    """Stop an append still in flight and wait until it has recorded what it got (the
-    draft's recommended answer to a lost connection: the newer request wins)."""
-    live = svc.sessions.get(who, upload_id)
-    if live.append_stop is None:
-        return
-    live.append_stop.set()
-    try:
-        await asyncio.wait_for(live.append_lock.acquire(), SETTLE_WAIT)
-    except TimeoutError:
-        raise ServerBusy("another request is still writing to this upload; retry", retry_after=1) from None
-    live.append_lock.release()
-
-
 # -- the routes -----------------------------------------------------------------------------
 
 @router.options("/", status_code=204, include_in_schema=False)
@@ -289,8 +273,7 @@ async def retrieve(upload_id: str, svc: Services = Depends(services), who: str =
     """Offset retrieval: where the verified bytes end, after any append in flight stopped."""
     bind_session(upload_id)
     try:
-        await _settle(svc, who, upload_id)
-        info = await svc.uploads.info(who, upload_id)
+        info = await svc.uploads.info(who, upload_id, settle=True)
     except UploadError as exc:
         return refusal(exc, head=True)
     if info.status == FAILED:
@@ -331,9 +314,6 @@ async def cancel(upload_id: str, svc: Services = Depends(services), who: str = D
     """Upload cancellation: an append in flight is stopped; bytes and state are removed."""
     bind_session(upload_id)
     try:
-        live = svc.sessions.get(who, upload_id, allow_expired=True)
-        if live.append_stop is not None:
-            live.append_stop.set()
         await svc.uploads.terminate(who, upload_id, "cancelled by the client (IETF resumable upload)")
     except UploadError as exc:
         return refusal(exc)
@@ -373,7 +353,7 @@ async def _transfer(request: Request, svc: Services, who: str, upload_id: str, o
     try:
         new_offset = offset
         if _has_body(request):
-            new_offset = await _append(svc, who, upload_id, offset, _body(request, svc),
+            new_offset = await svc.uploads.append(who, upload_id, offset, _body(request, svc),
                                        Checksum("sha256", checksum) if checksum else None)
     except (BodyCut, Stopped):  # the client went away, or a newer request took over: nobody listens
         return Response(status_code=400, headers={"Upload-Complete": "?0", **where})
@@ -385,52 +365,6 @@ async def _transfer(request: Request, svc: Services, who: str, upload_id: str, o
         info = await svc.uploads.info(who, upload_id)
         return Response(status_code=201 if created else 204, headers={**where, **_state(svc, info)})
     return await _finish(svc, who, upload_id, new_offset, where)
-
-
-async def _append(svc: Services, who: str, upload_id: str, offset: int, body: AsyncIterator[bytes],
-                  checksum: Checksum | None) -> int:
-    """The core's append; one from offset 0 goes in two, the first under one block.
-
-    Works around a race in ``AppendService._append``: it checks the PDF header on the
-    block it reads while ``written == 0``, but ``written`` is advanced by the worker
-    thread, so a second block read before the first is written is checked as the header
-    (and refused ``not_a_pdf``). A first append of one block cannot meet it. (A checksum
-    covers the whole body: that append stays whole.)"""
-    if offset != 0 or checksum is not None:
-        return await svc.uploads.append(who, upload_id, offset, body, checksum)
-    split = _Split(body, FIRST_APPEND)
-    offset = await svc.uploads.append(who, upload_id, 0, split.head())
-    if split.ended:
-        return offset
-    return await svc.uploads.append(who, upload_id, offset, split.rest())
-
-
-class _Split:
-    """One body read once, in two parts: its first ``limit`` bytes, then the rest."""
-
-    def __init__(self, body: AsyncIterator[bytes], limit: int) -> None:
-        self.body = body
-        self.limit = limit
-        self.left = b""
-        self.ended = False
-
-    async def head(self) -> AsyncIterator[bytes]:
-        taken = 0
-        async for piece in self.body:
-            if taken + len(piece) >= self.limit:
-                cut = self.limit - taken
-                self.left = piece[cut:]
-                yield piece[:cut]
-                return
-            taken += len(piece)
-            yield piece
-        self.ended = True
-
-    async def rest(self) -> AsyncIterator[bytes]:
-        if self.left:
-            yield self.left
-        async for piece in self.body:
-            yield piece
 
 
 async def _overrun(svc: Services, who: str, upload_id: str, exc: UploadError, where: dict[str, str]) -> Response:

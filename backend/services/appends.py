@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend.errors import (
-    ChecksumMismatch, FileTooLarge, NotAPdf, OffsetMismatch, RequestTimeout, SessionNotActive,
+    ChecksumMismatch, FileTooLarge, NotAPdf, OffsetMismatch, RequestTimeout, ServerBusy, SessionNotActive,
 )
 from backend.services.assembly import BLOCK, HEADER_BYTES, RESERVATION, SLOTS, AssemblyService, head_of
 from backend.services.block_sink import BlockSink
@@ -98,6 +98,20 @@ class AppendService:
         self.prefix = assembly.prefix
         self.chunks = assembly.chunks
         self.validation = assembly.validation
+
+    async def settle(self, live: LiveSession) -> None:
+        """Stop an append still in flight and wait until it has recorded what it got, so
+        that an offset read now is one the next append is accepted at (a client that
+        reconnects asks where to resume while its dead request may still be running).
+        Raises ServerBusy when it does not stop within ``TAKEOVER_WAIT``."""
+        if live.append_stop is None:
+            return
+        live.append_stop.set()
+        try:
+            await asyncio.wait_for(live.append_lock.acquire(), TAKEOVER_WAIT)
+        except TimeoutError:
+            raise ServerBusy("another request is still writing to this upload; retry", retry_after=1) from None
+        live.append_lock.release()
 
     async def append(self, live: LiveSession, offset: int, data: AsyncIterator[bytes | memoryview],
                      checksum: Checksum | None = None) -> int:

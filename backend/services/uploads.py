@@ -61,10 +61,14 @@ class UploadService:
     async def create(self, owner: str, request: InitiateRequest) -> LiveSession:
         return await self.sessions.initiate(owner, request)
 
-    async def info(self, owner: str, upload_id: str) -> UploadInfo:
+    async def info(self, owner: str, upload_id: str, *, settle: bool = False) -> UploadInfo:
         """Raises NotFound (also for a terminated upload) or SessionExpired. After a
-        restart the bytes decide: the recorded chunks and tail are verified first."""
+        restart the bytes decide: the recorded chunks and tail are verified first. With
+        ``settle``, an append still in flight is stopped and recorded first (ServerBusy if
+        it does not stop): the offset is then one the next append is accepted at."""
         live = self.sessions.get(owner, upload_id)
+        if settle:
+            await self.appends.settle(live)
         s = live.session
         if live.prefix is None and s.status == UPLOADING:
             await self.sessions.prefix.rebuild(live)
@@ -161,4 +165,8 @@ class UploadService:
         return await self.completion.complete(owner, upload_id)
 
     async def terminate(self, owner: str, upload_id: str, reason: str | None = None) -> None:
+        """An append in flight is told to stop; bytes and state are removed."""
+        live = self.sessions.get(owner, upload_id, allow_expired=True)
+        if live.append_stop is not None:
+            live.append_stop.set()
         await self.sessions.cancel(owner, upload_id, reason)
