@@ -98,3 +98,15 @@ async def test_concurrent_upload_cap(api: Api) -> None:
 async def test_unknown_route_and_method_use_the_envelope(api: Api) -> None:
     envelope(await api.http.get("/api/nothing"), "not_found", 404)
     envelope(await api.http.get("/api/documents/streaming/initiate"), "method_not_allowed", 405)
+
+
+async def test_concurrent_upload_cap_says_when_a_slot_frees(api: Api, small_pdf: bytes) -> None:
+    """Retry-After comes from the active uploads, not a fixed guess: here the one upload
+    under way has sent its first chunk and goes idle after ``active_idle_seconds``."""
+    api.svc.settings.max_concurrent_uploads = 1
+    api.svc.settings.active_idle_seconds = 20
+    s = await api.initiate(len(small_pdf))
+    await api.chunk(s["session_id"], 0, small_pdf[:s["chunk_size"]])
+    r = await api.http.post("/api/documents/streaming/initiate", json={"filename": "c.pdf", "file_size": 1000})
+    body = envelope(r, "too_many_uploads", 429)
+    assert 1 <= int(r.headers["Retry-After"]) <= 20 and body["retry_after"] == int(r.headers["Retry-After"])
