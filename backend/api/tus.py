@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import email.utils
 from collections.abc import AsyncIterator
 from typing import Any
@@ -57,6 +58,7 @@ TUS_STATUS = {
     "invalid_pdf": 422, "integrity_failed": 422, "inspection_limit_exceeded": 422, "unauthorized": 401,
     "request_timeout": 408, "too_many_uploads": 429, "rate_limited": 429, "server_busy": 503,
     "insufficient_storage": 507, "upload_quota_exceeded": 507, "invalid_request": 400, "invalid_chunk": 400,
+    "storage_unavailable": 503,
 }
 #: What a browser may send and read across origins (with STREAMING_CORS_ORIGINS).
 CORS_ALLOW = ["Tus-Resumable", "Upload-Length", "Upload-Offset", "Upload-Metadata", "Upload-Checksum",
@@ -206,7 +208,15 @@ async def create(request: Request, svc: Services = Depends(services), who: str =
         bind_session(live.id)
         headers = {"Location": f"{PREFIX}/{live.id}", "Upload-Expires": _expires(live.session.expires_at)}
         if request.headers.get("content-type", "").split(";")[0].strip() == OFFSET_STREAM:
-            headers.update(await _append(request, svc, who, live.id, 0))
+            try:
+                headers.update(await _append(request, svc, who, live.id, 0))
+            except BaseException:
+                # The client never learns this upload's URL (it will POST again): an
+                # upload left unfinished would hold the owner's slot until it expires.
+                if live.session.unfinished:
+                    with contextlib.suppress(UploadError):
+                        await svc.uploads.terminate(who, live.id, "its creation request failed")
+                raise
         return Response(status_code=201, headers=headers)
     except (BodyCut, Stopped):  # the client went away, or a newer request took over: nobody listens
         return Response(status_code=400)

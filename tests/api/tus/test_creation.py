@@ -129,3 +129,13 @@ async def test_creation_with_upload_not_a_pdf_is_refused_with_its_status(api: Ap
     """The rules of PATCH apply to the body of the POST: the header check's 415."""
     r = await create(api, len(pdf), body=b"GIF89a" + bytes(5000))
     assert r.status_code == 415 and r.json()["error"] == "not_a_pdf"
+    assert not [lv for lv in api.svc.sessions.live.values() if lv.session.unfinished], \
+        "a refused creation-with-upload leaves no upload behind: the client never learnt its URL"
+
+
+async def test_creation_with_upload_checksum_mismatch_leaves_no_orphan(api: Api, pdf: bytes) -> None:
+    """A POST whose body fails its checksum (460): the client never got a Location and
+    will POST again, so the upload it started is removed rather than left holding a slot."""
+    r = await create(api, len(pdf), body=pdf[:5000], headers={"Upload-Checksum": "sha1 " + b64(bytes(20))})
+    assert r.status_code == 460
+    assert not [lv for lv in api.svc.sessions.live.values() if lv.session.unfinished]
