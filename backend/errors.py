@@ -31,6 +31,7 @@ Storage and services raise these and never import anything from the web framewor
     ├── TooManyUploads          too_many_uploads           429 (transient)
     ├── RateLimited             rate_limited               429 (transient, retry_after)
     ├── ServerBusy              server_busy                503 (transient, retry_after)
+    ├── StorageUnavailable      storage_unavailable        503 (a store cannot be reached; transient, retry_after)
     ├── InsufficientStorage     insufficient_storage       507 (transient)
     └── QuotaExceeded           upload_quota_exceeded      507 (the owner's unfinished uploads are too big)
 """
@@ -155,6 +156,12 @@ class RateLimited(UploadError):
 
 class ServerBusy(UploadError):
     code, transient = "server_busy", True
+
+
+class StorageUnavailable(UploadError):
+    """A backing store (PostgreSQL, S3, Redis) cannot be reached: nothing was stored."""
+
+    code, transient = "storage_unavailable", True
 
 
 class InsufficientStorage(UploadError):

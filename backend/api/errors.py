@@ -23,6 +23,7 @@ REST_STATUS: dict[str, int] = {
     "session_not_active": 409, "chunk_conflict": 409, "offset_mismatch": 409, "upload_incomplete": 409,
     "duplicate_document": 409, "unauthorized": 401, "request_timeout": 408, "too_many_uploads": 429,
     "rate_limited": 429, "server_busy": 503, "insufficient_storage": 507, "upload_quota_exceeded": 507,
+    "storage_unavailable": 503,
 }
 
 

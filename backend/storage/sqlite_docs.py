@@ -1,4 +1,5 @@
-"""Document metadata in SQLite (stdlib ``sqlite3``, WAL).
+"""Document metadata in SQLite (stdlib ``sqlite3``, WAL): the embedded
+:class:`~backend.storage.document_repo.DocumentRepository`.
 
 Synchronous by design: the service calls it from a worker thread. One connection,
 guarded by a lock, is plenty for an embedded metadata store; writes are tiny.
@@ -9,11 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backend.storage.document_repo import COLUMNS, BySha, DocumentRecord
 from backend.storage.sqlite_base import SqliteStore
+
+__all__ = ["DocumentRecord", "SqliteDocumentRepository"]  # DocumentRecord: imported from here before
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -38,29 +41,10 @@ CREATE INDEX IF NOT EXISTS documents_sha ON documents (sha256);
 """
 
 
-@dataclass
-class DocumentRecord:
-    id: int
-    owner: str
-    title: str
-    filename: str
-    file_size: int
-    sha256: str
-    created_at: str
-    session_id: str | None = None
-    status: str = "stored"
-    page_count: int | None = None
-    pdf_version: str | None = None
-    security: dict[str, Any] = field(default_factory=dict)
-    index_status: str = "pending"
-    index_error: str | None = None
-    original_filename: str | None = None  # the client's name when sanitizing changed it (metadata only)
-
-
-_COLUMNS = [f for f in DocumentRecord.__dataclass_fields__]
+_COLUMNS = COLUMNS
 # Columns added after the first release: (name, SQL type), added to older databases on open.
 _ADDED = [("original_filename", "TEXT")]
-_BySha = dict[str, list[DocumentRecord]]  # (``list`` is a method name in the class below)
+_BySha = BySha  # (``list`` is a method name in the class below)
 
 
 class SqliteDocumentRepository(SqliteStore):
