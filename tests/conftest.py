@@ -19,7 +19,7 @@ from tests.pdfgen import make_pdf
 MIB = 1024 * 1024
 
 # Real servers on loopback (tests/realservers): fixtures any module may ask for.
-pytest_plugins = ["tests.realservers.postgres", "tests.realservers.seaweed"]
+pytest_plugins = ["tests.realservers.postgres", "tests.realservers.seaweed", "tests.realservers.redis_server"]
 
 
 @pytest.fixture
