@@ -7,8 +7,9 @@ at once, then about one a second. Both windows slide (a log of event times per k
 ``limit`` entries at most), so there is no boundary where twice the rate slips through.
 
 :class:`RateLimiter` is the seam: :class:`SlidingWindowLimiter` keeps its log in this
-process; one on Redis (a sorted set per key, checked and written by one script) would
-take its place for several replicas. :class:`SessionRateLimits` is what the API calls.
+process; :class:`~backend.storage.redis.limiter.RedisRateLimiter` keeps the same log in
+Redis (a list per key, checked and written by one script), so several replicas share one
+budget per owner and per address. :class:`SessionRateLimits` is what the API calls.
 """
 
 from __future__ import annotations
