@@ -8,7 +8,9 @@ nor of owners: the caller passes the contents the searcher may see, and the stor
 only those (inside the ranking, not after it, so ``top_k`` is never eaten by others).
 
 Implementations: :class:`backend.storage.sqlite_index.SqliteTextIndex` (FTS5, the
-embedded default). Each runs ``tests/services/test_index_contract.py``.
+embedded default) and :class:`backend.storage.postgres.text_index.PostgresTextIndex`
+(full-text search on a GIN index, shared by every replica). Each runs
+``tests/services/test_index_contract.py``.
 
 Who locks: the store. Every method may be called from any thread; a write is atomic
 (a search sees a content's nodes all or none) and durable when it returns.

@@ -1,9 +1,9 @@
 """The text index contract (``backend/storage/text_index.py``), run against every store.
 
-Each test gets a fresh store from every factory in ``STORES``; a PostgreSQL store joins
-the list with its own factory (skipped where no server is configured) and must pass the
-same suite. The last tests run the DocumentIndex over each store: what the import
-service relies on (one entry per content, owner isolation inside the ranking, restart).
+Each test gets a fresh store from every factory in ``STORES``: SQLite FTS5, and
+PostgreSQL (a real server from tests/realservers, a fresh database per test). The last
+tests run the DocumentIndex over each store: what the import service relies on (one
+entry per content, owner isolation inside the ranking, restart).
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 
 from backend.services.importer.index import DocumentIndex
+from backend.storage.postgres.text_index import PostgresTextIndex
 from backend.storage.sqlite_index import SqliteTextIndex
 from backend.storage.text_index import StoredNode, TextIndexStore
 
-# name -> a store under a directory (the same directory gives the same index back)
-STORES: dict[str, Callable[[Path], TextIndexStore]] = {
-    "sqlite-fts5": lambda root: SqliteTextIndex(root / "index.sqlite3"),
+# name -> a store under (a directory, the test's request): the same test gets the same index back
+STORES: dict[str, Callable[[Path, pytest.FixtureRequest], TextIndexStore]] = {
+    "sqlite-fts5": lambda root, _: SqliteTextIndex(root / "index.sqlite3"),
+    "postgres": lambda _, req: PostgresTextIndex(req.getfixturevalue("postgres_url")),
 }
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 FILLER = "the report shows that each section of this document covers a topic in some detail".split()
@@ -31,7 +33,7 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[]
     opened: list[TextIndexStore] = []
 
     def factory() -> TextIndexStore:
-        store = STORES[request.param](tmp_path)
+        store = STORES[request.param](tmp_path, request)
         opened.append(store)
         return store
 
