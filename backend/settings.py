@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     upload_dir: Path | None = Field(None, description="Partial files; default <data_dir>/partial.")
     state_dir: Path = Field(Path("./upload_states"), description="One JSON state file per session.")
     data_dir: Path = Field(Path("./data"), description="Stored documents, database and index.")
+    database_url: str = Field(
+        "", pattern=r"^(|postgres(ql)?://.*)$", description="PostgreSQL for the document metadata, the import queue and the search index, shared by "
+        "every replica and importer ('postgresql://user:pass@host:5432/db'). Empty: SQLite in data_dir.")
 
     inflight_fraction: float = Field(
         0.25, gt=0, le=1, description="Share of memory_limit_mb that chunk bytes in flight may use."

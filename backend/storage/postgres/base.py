@@ -34,10 +34,6 @@ _SCHEMA_LOCK = 0x70646675  # pg_advisory_xact_lock key for schema set-up ("pdfu"
 Connection = psycopg.Connection[DictRow]
 
 
-def is_database_url(url: str) -> bool:
-    return url.startswith(("postgresql://", "postgres://"))
-
-
 class PostgresStore:
     """One pool per store (like one SQLite connection per store): ``max_size``
     connections at most, a statement waits ``timeout`` seconds for one."""
