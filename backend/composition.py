@@ -18,9 +18,12 @@ from backend.services.documents import DocumentService
 from backend.services.importer.service import ImportService
 from backend.services.metrics import Metrics, Sources
 from backend.services.prefix import PrefixService
+from backend.services.digest import Digests
+from backend.services.digest_inline import InlineDigests
 from backend.services.prefix_lane import PrefixLane
-from backend.services.progress import ProgressReporter
-from backend.services.ratelimit import Rule, SessionRateLimits
+from backend.services.prefix_state import ScannerFactory
+from backend.services.progress import LocalProgressBus, ProgressReporter
+from backend.services.ratelimit import Rule, SessionRateLimits, SlidingWindowLimiter
 from backend.services.sessions import SessionService
 from backend.services.ledger import SessionLedger
 from backend.services.stats import MemoryWatch, StatsService
@@ -29,8 +32,8 @@ from backend.services.uploads import UploadService
 from backend.services.pdf.inspect import inspect_pdf
 from backend.services.validation import Inspector, SandboxedInspector, ValidationService
 from backend.services.ws_hub import WebSocketHub
-from backend.coordination import Coordination, build_coordination
 from backend.settings import Settings
+from backend.storage.base import ChunkStore
 from backend.storage.file_state import FileStateStore
 from backend.storage.local_blobs import LocalBlobStore
 from backend.storage.local_chunks import LocalChunkStore
@@ -59,12 +62,9 @@ class Services:
     rate_limits: SessionRateLimits
     uploads: UploadService
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
-    coordination: Coordination | None = None  # the shared bus and limits (Redis or this process)
 
     async def start(self) -> None:
-        if self.coordination is not None:
-            await self.coordination.start()
-        self.sessions.prefix.lane.start()
+        self.sessions.prefix.digests.start()
         await self.sessions.load()
         await self.importer.start()
         await self.completion.recover()
@@ -91,23 +91,29 @@ class Services:
         await self.importer.stop()
         self.pool.shutdown(wait=True)
         self.assembly.stream_pool.shutdown(wait=True)
-        self.sessions.prefix.lane.close()
+        self.sessions.prefix.digests.close()
         await asyncio.get_running_loop().run_in_executor(None, self.validation.close)
         self.repo.close()
-        if self.coordination is not None:
-            await self.coordination.stop()
+
+
+def build_digests(settings: Settings, chunks: ChunkStore, scanner_factory: ScannerFactory) -> Digests:
+    """The digest seam's implementation that ``settings.digest`` names. The child reads the
+    bytes back itself, so it needs a store with a blocking reader."""
+    reader = chunks.blocking_reader()
+    if settings.digest == "child" and reader is not None:
+        return PrefixLane(reader, scanner_factory, settings.prefix_worker)
+    return InlineDigests(chunks, scanner_factory)
 
 
 def build_services(settings: Settings) -> Services:
     """Every service, each given what it needs at construction, chosen from ``settings``."""
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
-    chunks = LocalChunkStore(settings.partial_dir)
-    states = FileStateStore(settings.state_dir)
-    blobs = LocalBlobStore(settings.data_dir / "documents")
+    chunks = LocalChunkStore(settings.partial_dir, pool)
+    states = FileStateStore(settings.state_dir, pool)
+    blobs = LocalBlobStore(settings.data_dir / "documents", pool)
     repo = SqliteDocumentRepository(settings.data_dir / "documents.sqlite3")
     queue = SqliteImportQueue(settings.data_dir / "documents.sqlite3")
-    coordination = build_coordination(settings)
-    bus = coordination.bus
+    bus = LocalProgressBus()
     hub = WebSocketHub()
     bus.subscribe(hub.deliver)
     reporter = ProgressReporter(bus, settings.progress_interval_seconds)
@@ -115,8 +121,7 @@ def build_services(settings: Settings) -> Services:
     ledger = SessionLedger(states, chunks, reporter, pool)
     inspector: Inspector = SandboxedInspector(settings) if settings.inspect_isolation == "process" else inspect_pdf
     validation = ValidationService(settings, pool, reporter, inspector, on_reject=ledger.fail)
-    lane = PrefixLane(chunks, validation.scanner_factory, settings.prefix_worker)
-    prefix = PrefixService(lane, validation.on_findings)
+    prefix = PrefixService(build_digests(settings, chunks, validation.scanner_factory), validation.on_findings)
     importer = ImportService(settings, repo, queue, blobs, reporter, pool, ledger.live.get,
                              on_finished=metrics.import_finished)
     documents = DocumentService(repo, blobs, pool, on_delete=importer.forget)
@@ -130,7 +135,7 @@ def build_services(settings: Settings) -> Services:
     completion = CompletionService(sessions, prefix, validation, chunks, blobs, documents, reporter, pool,
                                    importer=importer)
     rate_limits = SessionRateLimits(
-        coordination.limiter,
+        SlidingWindowLimiter(),
         owner_rule=Rule(settings.rate_limit_per_minute, 60.0, settings.rate_limit_burst),
         ip_rule=Rule(settings.ip_rate_limit_per_minute, 60.0, settings.ip_rate_limit_burst),
     )
@@ -143,4 +148,4 @@ def build_services(settings: Settings) -> Services:
     ))
     uploads = UploadService(sessions, assembly, AppendService(assembly), completion)
     return Services(settings, pool, sessions, assembly, completion, documents, validation, stats, memory, hub,
-                    reporter, repo, importer, metrics, rate_limits, uploads, coordination=coordination)
+                    reporter, repo, importer, metrics, rate_limits, uploads)

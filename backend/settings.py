@@ -54,8 +54,12 @@ class Settings(BaseSettings):
         None, description="Comma-separated finding kinds that only flag a file (default: every other kind)")
     stream_scan: bool = Field(True, description="Scan PDF syntax as chunks arrive (off only for benchmarks).")
     prefix_worker: Literal["process", "thread"] = Field(
-        "process", description="Where the whole-file SHA-256 and the streaming scan run: a child process, off "
-        "the server's GIL, or a thread of the server (in-process tests)")
+        "process", description="With digest=child: where it runs, a child process, off the server's GIL, or a "
+        "thread of the server (in-process tests)")
+    digest: Literal["child", "inline"] = Field(
+        "child", description="How the whole-file SHA-256 and the streaming scan follow the contiguous prefix: "
+        "`child` reads the stored bytes back in a process of its own; `inline` hashes and scans the bytes in "
+        "hand in the writer threads (reads back only what arrived ahead of a gap)")
     scan_inflate_per_stream_mb: float = Field(16, gt=0, description="Inflated bytes per object stream, streaming.")
     scan_inflate_total_mb: float = Field(128, gt=0, description="Inflated bytes per file, streaming.")
     max_pages: int = Field(10_000, gt=0, description="Most pages a stored PDF may have.")
@@ -106,12 +110,6 @@ class Settings(BaseSettings):
     cors_origins: str | None = Field(
         None, description="Comma-separated origins allowed to call the API from a browser ('*' for any).")
     ready_min_free_mb: float = Field(256, ge=0, description="/ready fails below this much free disk space.")
-
-    # -- several replicas (backend/coordination.py) --
-    redis_url: str = Field(
-        "", description="Redis for what replicas share: rate limits, admission counters, upload locks and the "
-        "progress bus ('redis://host:6379/0'). Empty: all of it stays in this process.")
-    redis_prefix: str = Field("pdfup", min_length=1, description="Prefix of every Redis key and channel.")
     log_format: Literal["json", "text"] = Field("json", description="One JSON object per log line, or plain text.")
 
     @model_validator(mode="after")

@@ -6,7 +6,6 @@ session id; chunk latency and refusals feed the metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -198,4 +197,4 @@ async def resumable(svc: Services = Depends(services), who: str = Depends(owner)
 @router.get("/memory-stats", response_model=MemoryStatsOut)
 async def memory_stats(svc: Services = Depends(services)) -> dict[str, Any]:
     """Resident memory (psutil), bytes in flight, backpressure, partial files, disk space."""
-    return await asyncio.get_running_loop().run_in_executor(svc.pool, svc.stats.snapshot)
+    return await svc.stats.snapshot()

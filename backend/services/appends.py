@@ -147,8 +147,8 @@ class AppendService:
         s = live.session
         remaining = s.file_size - offset
         cells = await self._cells(live, checksum)
-        writer: ChunkWriter = await self.assembly.run(self.chunks.open_chunk, live.id, offset, remaining)
-        fork = self.prefix.fork(live, offset)
+        writer: ChunkWriter = await self.chunks.open(live.id, offset, remaining)
+        fork = await self.prefix.fork(live, offset)
         written = offset
 
         def write(pieces: list[memoryview]) -> None:
@@ -158,7 +158,7 @@ class AppendService:
             writer.write_pieces(pieces)
             size = sum(len(p) for p in pieces)
             if fork is not None:
-                self.prefix.feed_fork(fork, live.id, written, size)
+                self.prefix.feed_fork(fork, live.id, written, pieces)
             written += size
 
         sink: BlockSink[list[memoryview]] = BlockSink(self.assembly.stream_pool, write, SLOTS)
@@ -205,7 +205,7 @@ class AppendService:
         if s.tail is not None:
             filled = int(s.tail["length"])
             buf = bytearray(filled)
-            got = await self.assembly.run(self.chunks.read_into, live.id, index * s.chunk_size, buf)
+            got = await self.chunks.read_into(live.id, index * s.chunk_size, buf)
             hasher.update(memoryview(buf)[:got])
             if got != filled or hasher.hexdigest() != s.tail["sha256"]:
                 s.tail = None  # the bytes decide: the tail is gone; this append is refused
@@ -249,7 +249,7 @@ class AppendService:
     async def _check_header(self, live: LiveSession) -> None:
         s = live.session
         buf = bytearray(min(HEADER_BYTES, s.file_size))
-        await self.assembly.run(self.chunks.read_into, live.id, 0, buf)
+        await self.chunks.read_into(live.id, 0, buf)
         try:
             self.validation.check_header(buf, s.file_size)
         except NotAPdf as exc:

@@ -4,9 +4,8 @@ The request stream's pieces are grouped (not copied) into blocks of about ``BLOC
 bytes and handed to a worker thread that hashes them and writes them at their offset
 with one ``pwritev``; meanwhile the event loop reads on (a bounded number of blocks per
 chunk in memory). When the chunk starts exactly at the session's contiguous prefix, the
-writer thread tells the prefix worker (whole-file SHA-256, PDF scan; a process of its
-own, :mod:`backend.services.prefix_worker`) about each block once it is on disk, and the
-worker feeds it to a fork of the prefix from the page cache: an in-order upload is
+writer thread hands each block, once stored, to a fork of the prefix (whole-file SHA-256,
+PDF scan: the digest seam, :mod:`backend.services.digest`): an in-order upload is
 hashed and scanned while it streams in, and its chunk's answer says what the scan found.
 
 Rules enforced here: offset and length (InvalidChunk), the PDF header on chunk 0
@@ -236,17 +235,16 @@ class AssemblyService:
         self, live: LiveSession, chunk_id: int, offset: int, length: int, data: AsyncIterator[bytes | memoryview],
     ) -> tuple[str, int | None]:
         """Stream the chunk to its place: a worker thread hashes and writes each block and,
-        when the chunk starts at the prefix, tells the prefix worker it is on disk (the
-        prefix worker hashes and scans it in a process of its own, meanwhile)."""
+        when the chunk starts at the prefix, hands it to the prefix's fork."""
         digest = hashlib.sha256()
         try:
-            writer: ChunkWriter = await self.run(self.chunks.open_chunk, live.id, offset, length)
+            writer: ChunkWriter = await self.chunks.open(live.id, offset, length)
         except FileNotFoundError:
             # Cancelled or refused by another request since this one's checks, which
             # removed the partial file: say why rather than fail.
             self.ensure_open(live)
             raise
-        fork = self.prefix.fork(live, offset)
+        fork = await self.prefix.fork(live, offset)
         written = offset
 
         def write(pieces: list[memoryview]) -> None:
@@ -257,7 +255,7 @@ class AssemblyService:
                 size += len(piece)
             writer.write_pieces(pieces)
             if fork is not None:
-                self.prefix.feed_fork(fork, live.id, written, size)
+                self.prefix.feed_fork(fork, live.id, written, pieces)
             written += size
 
         sink: BlockSink[list[memoryview]] = BlockSink(self.stream_pool, write, SLOTS)

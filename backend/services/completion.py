@@ -99,7 +99,7 @@ class CompletionService:
         recovered = 0
         for live in [lv for lv in self.sessions.live.values() if lv.session.status == PROCESSING]:
             live.session.status = UPLOADING
-            if await self._run(self.chunks.exists, live.id):
+            if await self.chunks.exists(live.id):
                 continue
             try:
                 await self.complete(live.session.owner, live.id)
@@ -117,12 +117,10 @@ class CompletionService:
 
     async def _finish(self, live: LiveSession) -> Completed:
         s = live.session
-        path = self.chunks.local_path(live.id)
-        moved = s.sha256 is not None and not await self._run(path.exists) and await self._run(self.blobs.has, s.sha256)
+        moved = s.sha256 is not None and not await self.chunks.exists(live.id) and await self.blobs.has(s.sha256)
         if moved:  # a crash after the file was stored: only the record is left to write
             assert s.sha256 is not None
             sha256 = s.sha256
-            path = self.blobs.path(sha256)
             findings, scan = await self._stream_scan(live)
         else:
             sha256, findings, scan = await self._final_prefix(live)
@@ -137,11 +135,14 @@ class CompletionService:
         existing = await self._run(self.documents.repo.find_by_sha, s.owner, sha256) if s.check_duplicates else None
         if existing is not None and existing.session_id != s.session_id:
             if not moved:
-                await self._run(self.chunks.delete, live.id)
+                await self.chunks.delete(live.id)
             return await self._done(live, existing, duplicate=True)
-        info = await self.validation.inspect(path, findings, scan)
+        # pikepdf reads a local file: the store provides one (an object store downloads it)
+        file = self.blobs.materialize(sha256) if moved else self.chunks.materialize(live.id)
+        async with file as path:
+            info = await self.validation.inspect(path, findings, scan)
         if not moved:
-            await self._run(self.blobs.adopt, path, sha256)
+            await self.blobs.adopt(self.chunks, live.id, sha256)
         doc = self.documents.new_record(
             owner=s.owner, title=s.title, filename=s.filename, file_size=s.file_size, sha256=sha256,
             now=self.sessions.clock(), session_id=s.session_id, page_count=info.get("page_count"),

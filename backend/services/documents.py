@@ -4,9 +4,8 @@ content-addressed blob store, one copy per content whoever stores it)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
-from pathlib import Path
 from typing import Any
 
 from backend.errors import NotFound
@@ -49,7 +48,7 @@ class DocumentService:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def view(self, doc: DocumentRecord) -> dict[str, Any]:
-        return document_view(doc, await self._run(self.blobs.has, doc.sha256))
+        return document_view(doc, await self.blobs.has(doc.sha256))
 
     async def find_duplicate(self, owner: str, sha256: str) -> dict[str, Any] | None:
         doc = await self._run(self.repo.find_by_sha, owner, sha256)
@@ -63,28 +62,29 @@ class DocumentService:
         return doc
 
     async def list_views(self, owner: str, limit: int, offset: int) -> list[dict[str, Any]]:
-        """The owner's documents as the API shows them: the query and every file check in
-        one worker-thread call, not one thread hop per document."""
+        """The owner's documents as the API shows them; the file checks run concurrently."""
+        docs: list[DocumentRecord] = await self._run(self.repo.list, owner, limit, offset)
+        available = await asyncio.gather(*(self.blobs.has(doc.sha256) for doc in docs))
+        return [document_view(doc, ok) for doc, ok in zip(docs, available)]
 
-        def views() -> list[dict[str, Any]]:
-            return [document_view(doc, self.blobs.has(doc.sha256)) for doc in self.repo.list(owner, limit, offset)]
-
-        result: list[dict[str, Any]] = await self._run(views)
-        return result
-
-    async def file_path(self, owner: str, doc_id: int) -> tuple[DocumentRecord, Path]:
+    async def file(self, owner: str, doc_id: int) -> tuple[DocumentRecord, int]:
+        """The owner's document and the size of its stored file; NotFound if either is gone."""
         doc = await self.get(owner, doc_id)
-        path = self.blobs.path(doc.sha256)
-        if not await self._run(path.exists):
+        size = await self.blobs.size(doc.sha256)
+        if size is None:
             raise NotFound(f"the file of document {doc_id} is not available")
-        return doc, path
+        return doc, size
+
+    def content(self, doc: DocumentRecord, start: int, end: int) -> AsyncIterator[bytes]:
+        """The stored file's bytes ``[start, end)``, streamed from the blob store."""
+        return self.blobs.read(doc.sha256, start, end)
 
     async def delete(self, owner: str, doc_id: int) -> DocumentRecord:
         doc = await self._run(self.repo.delete, owner, doc_id)
         if doc is None:
             raise NotFound(f"no document {doc_id}")
         if not await self._run(self.repo.sha_in_use, doc.sha256):
-            await self._run(self.blobs.delete, doc.sha256)
+            await self.blobs.delete(doc.sha256)
         assert isinstance(doc, DocumentRecord)
         if self.on_delete is not None:
             await self.on_delete(doc)

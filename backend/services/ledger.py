@@ -5,8 +5,12 @@ look sessions up, and the operations that persist a session or end it for good. 
 depends on storage and the progress reporter only, so that every service that must fail
 a session (the scan's judgment, the completion) can be given it at construction.
 
+- ``create``: the first save of a new session (the whole record).
 - ``save``: persist the session's latest state through the :class:`StateStore`;
   concurrent callers share one write (the state is versioned by ``LiveSession.touch``).
+  After the first, a save is one :meth:`StateStore.update`: the session's fields, and
+  only the chunks recorded (or forgotten) since the last save, so a store shared by
+  several servers (Redis) records each chunk atomically and loses none.
 - ``fail``: the file can never pass: its bytes go, its state stays (later requests hear
   why until it expires), its listeners are told.
 - ``discard``: the session ends (cancelled, concatenated): bytes and state go.
@@ -15,12 +19,10 @@ a session (the scan's judgment, the completion) can be given it at construction.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Any
 
 from backend.errors import UploadError
 from backend.services.live import LiveSession
@@ -40,9 +42,19 @@ class SessionLedger:
         self.pool = pool
         self.clock = clock
         self.live: dict[str, LiveSession] = {}
+        self._saved_chunks: dict[str, dict[int, str]] = {}  # what the store holds, per session
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+    def track(self, live: LiveSession) -> None:
+        """Hold a session loaded from the store (its saved chunks are the ones it has)."""
+        self.live[live.id] = live
+        self._saved_chunks[live.id] = dict(live.session.chunks)
+
+    async def create(self, live: LiveSession) -> None:
+        """The first save of a new session: the whole record."""
+        chunks = dict(live.session.chunks)
+        await self.states.save(live.id, live.session.to_record())
+        self._saved_chunks[live.id] = chunks
+        live.saved_version = live.version
 
     async def save(self, live: LiveSession) -> None:
         """Persist the session's latest state; concurrent callers share one write."""
@@ -54,7 +66,17 @@ class SessionLedger:
             live.session.updated_at = self.clock()
             if live.prefix is not None:
                 live.session.scan = live.prefix.scan_summary()
-            await self._run(self.states.save, live.id, live.session.to_record())
+            record = live.session.to_record()
+            chunks = dict(live.session.chunks)
+            saved = self._saved_chunks.get(live.id)
+            if saved is None:
+                await self.states.save(live.id, record)
+            else:
+                del record["chunks"]
+                changed: dict[int, str | None] = {i: d for i, d in chunks.items() if saved.get(i) != d}
+                changed.update({i: None for i in saved if i not in chunks})
+                await self.states.update(live.id, record, changed)
+            self._saved_chunks[live.id] = chunks
             live.saved_version = version
 
     async def fail(self, live: LiveSession, exc: UploadError) -> None:
@@ -64,7 +86,7 @@ class SessionLedger:
         live.session.status = FAILED
         live.session.error = {"error": exc.code, "message": exc.message, **exc.extra}
         live.touch()
-        await self._run(self.chunks.delete, live.id)
+        await self.chunks.delete(live.id)
         await self.save(live)
         self.reporter.status(live, FAILED, exc.message, error=exc.code, **exc.extra)
         log.warning("session %s: failed (%s: %s)", live.id, exc.code, exc.message, extra={"session_id": live.id})
@@ -81,6 +103,7 @@ class SessionLedger:
         """Delete the session's bytes and saved state (never under a save in progress)
         and stop tracking it."""
         async with live.save_lock:
-            await self._run(self.chunks.delete, live.id)
-            await self._run(self.states.delete, live.id)
+            await self.chunks.delete(live.id)
+            await self.states.delete(live.id)
         self.live.pop(live.id, None)
+        self._saved_chunks.pop(live.id, None)

@@ -1,11 +1,12 @@
 """Keeps each session's prefix consumers up to date with the bytes on disk.
 
-The consumers (whole-file SHA-256 and PDF scan) live in the prefix worker
-(:mod:`backend.services.prefix_worker`, a process of its own); ``live.prefix`` is the
-server's handle on them (offset and scan summary as last reported).
+The consumers (whole-file SHA-256 and PDF scan) live behind the digest seam
+(:class:`~backend.services.digest.Digests`: a child process, or inline in the writer
+threads); ``live.prefix`` is the server's handle on them (offset and scan summary as
+last reported). This service decides *what* is fed and when; the digest, how.
 
 - ``fork``/``commit``: a chunk that starts at the prefix is fed to a fork while it streams
-  in (the assembly service tells the worker about each block it writes); the fork
+  in (the writer thread hands each block it stored to ``feed_fork``); the fork
   becomes the prefix once the chunk is recorded, if the prefix still ends there.
 - ``catch_up``: after a chunk is recorded, feed every recorded chunk that now extends the
   contiguous prefix (chunks that arrived ahead of a gap) from the store, once each.
@@ -15,25 +16,25 @@ server's handle on them (offset and scan summary as last reported).
 - ``finish``: the whole-file digest and the scan's findings and summary, at the end.
 
 The commit, catch-up or rebuild that brings the prefix to the end of the file also
-finishes the scan there (in the worker, in the same operation): the findings only the end
+finishes the scan there (in the same operation): the findings only the end
 reveals come with it, to be judged before that chunk is answered.
 
 Catch-up and rebuild hold the session's ``prefix_lock``. Findings go to ``on_findings``,
-which may fail the session. A worker that died took its states with it: the session's
-prefix becomes ``None`` and is rebuilt from the bytes when next needed.
+which may fail the session. A digest that lost a state (its child died: ``DigestLost``)
+leaves the session's prefix ``None``; it is rebuilt from the bytes when next needed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from backend.errors import SecurityRejected
+from backend.services.digest import DigestLost, Digests, PrefixHandle, Range
 from backend.services.live import LiveSession
 from backend.services.models import UPLOADING
-from backend.services.prefix_lane import LaneError, PrefixHandle, PrefixLane
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +42,28 @@ FindingsHandler = Callable[[LiveSession, list[Any]], Awaitable[None]]
 
 
 class PrefixService:
-    def __init__(self, lane: PrefixLane, on_findings: FindingsHandler) -> None:
-        self.lane = lane
+    def __init__(self, digests: Digests, on_findings: FindingsHandler) -> None:
+        self.digests = digests
         self.on_findings = on_findings
 
     def new_state(self) -> PrefixHandle:
-        return self.lane.new_state()
+        return self.digests.new_state()
 
     # -- a chunk streaming in at the prefix ------------------------------------------
 
-    def fork(self, live: LiveSession, offset: int) -> int | None:
+    async def fork(self, live: LiveSession, offset: int) -> int | None:
         """A fork of the prefix for a chunk starting at ``offset``, if the prefix ends there."""
         prefix = live.prefix
         if prefix is None or prefix.offset != offset:
             return None
-        fork_id = self.lane.new_id()
-        try:
-            self.lane.tell("fork", fork_id, prefix.id)
-        except LaneError:
-            return None
-        return fork_id
+        return await self.digests.fork(prefix)
 
-    def feed_fork(self, fork_id: int, upload_id: str, offset: int, length: int) -> None:
-        """From the writer thread: bytes of the forked chunk are on disk."""
-        self.lane.tell("fork_feed", fork_id, upload_id, offset, length)
+    def feed_fork(self, fork_id: int, upload_id: str, offset: int, pieces: Sequence[memoryview]) -> None:
+        """From the writer thread: ``pieces`` of the forked chunk are stored at ``offset``."""
+        self.digests.feed(fork_id, upload_id, offset, pieces)
 
     def discard(self, fork_id: int) -> None:
-        try:
-            self.lane.tell("discard", fork_id)
-        except LaneError:
-            pass
+        self.digests.discard(fork_id)
 
     async def commit(self, live: LiveSession, fork_id: int, start: int) -> list[Any]:
         """With the prefix lock held, the chunk recorded: the fork becomes the prefix if it
@@ -81,8 +74,8 @@ class PrefixService:
             self.discard(fork_id)
             return []
         try:
-            adopted, findings, progress = await self.lane.ask("commit", prefix.id, fork_id, live.session.file_size)
-        except LaneError:
+            adopted, findings, progress = await self.digests.commit(prefix, fork_id, live.session.file_size)
+        except DigestLost:
             self._lost(live, prefix)
             return []
         prefix.update(progress)
@@ -119,10 +112,9 @@ class PrefixService:
                 if expected is None:
                     return
                 try:
-                    ok, findings, progress = await self.lane.ask(
-                        "catch_up", prefix.id, live.id, s.chunk_size * chunk_id, s.chunk_length(chunk_id), expected,
-                        s.file_size)
-                except LaneError:
+                    ok, findings, progress = await self.digests.catch_up(
+                        prefix, live.id, s.chunk_size * chunk_id, s.chunk_length(chunk_id), expected, s.file_size)
+                except DigestLost:
                     self._lost(live, prefix)
                     return
                 prefix.update(progress)
@@ -167,21 +159,17 @@ class PrefixService:
             s = live.session
             recorded = dict(s.chunks)
             tail = s.tail
-            ranges = [(i * s.chunk_size, s.chunk_length(i), sha) for i, sha in sorted(recorded.items())]
+            ranges: list[Range] = [(i * s.chunk_size, s.chunk_length(i), sha) for i, sha in sorted(recorded.items())]
             tail_at = s.tail_offset if tail is not None else None
             if tail is not None and tail_at is not None:
                 ranges.append((tail_at, int(tail["length"]), str(tail["sha256"])))
-            bad_offsets: list[int] = []
-            for attempt in (1, 2):  # a worker that died is started again by the next message
-                prefix = PrefixHandle(self.lane)
+            for attempt in (1, 2):  # a child that died is started again by the next message
                 try:
-                    bad_offsets, findings, progress = await self.lane.ask(
-                        "rebuild", prefix.id, live.id, ranges, s.file_size)
+                    prefix, bad_offsets, findings = await self.digests.rebuild(live.id, ranges, s.file_size)
                     break
-                except LaneError as exc:
+                except DigestLost as exc:
                     if attempt == 2:
-                        raise RuntimeError(f"the prefix worker could not rebuild session {live.id}: {exc}") from exc
-            prefix.update(progress)
+                        raise RuntimeError(f"the digest could not rebuild session {live.id}: {exc}") from exc
             bad: list[int] = []
             for offset in bad_offsets:
                 if offset == tail_at and s.tail is tail:
@@ -207,8 +195,8 @@ class PrefixService:
         if prefix is None:
             return None
         try:
-            digest, findings, summary, offset = await self.lane.ask("finish", prefix.id)
-        except LaneError:
+            digest, findings, summary, offset = await self.digests.finish(prefix)
+        except DigestLost:
             self._lost(live, prefix)
             return None
         prefix.update((offset, summary))

@@ -1,4 +1,8 @@
-"""Carries messages to the :class:`~backend.services.prefix_worker.PrefixWorker`.
+"""The ``child`` digest (:class:`~backend.services.digest.Digests`): the prefix states live
+in a :class:`~backend.services.prefix_worker.PrefixWorker` of their own, and this lane
+carries the messages to it. The worker reads every block back from the chunk store (a
+:class:`~backend.storage.base.RangeReader`, picklable: the local files, from the page
+cache); ``feed`` only tells it where the bytes are.
 
 ``tell`` sends and never waits (thread-safe: the writer threads tell the worker about each
 block they put on disk); ``ask`` sends and awaits the answer. Messages are handled in the
@@ -21,44 +25,27 @@ import socket
 import subprocess
 import sys
 import threading
-import weakref
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
+from backend.services.digest import DigestLost, PrefixHandle as PrefixHandle, Progress, Range
 from backend.services.prefix_state import ScannerFactory
 from backend.services.prefix_worker import ANSWERED, PrefixWorker, handle
-from backend.storage.base import ChunkStore
+from backend.storage.base import RangeReader
 
 Mode = Literal["process", "thread"]
 _ROOT = str(Path(__file__).resolve().parents[2])  # where the ``backend`` package is
 
 
-class LaneError(Exception):
+class LaneError(DigestLost):
     """The worker could not do what was asked (it died, or the state is unknown to it)."""
 
 
-class PrefixHandle:
-    """The server's view of one prefix state held by the worker: its id, and the offset
-    and scan summary it last reported. The state is dropped when the handle is."""
-
-    def __init__(self, lane: PrefixLane) -> None:
-        self.id = lane.new_id()
-        self.offset = 0
-        self.summary: dict[str, Any] = {}
-        weakref.finalize(self, lane.forget, self.id)
-
-    def update(self, progress: tuple[int, dict[str, Any]] | None) -> None:
-        if progress is not None:
-            self.offset, self.summary = progress
-
-    def scan_summary(self) -> dict[str, Any]:
-        return self.summary
-
-
 class PrefixLane:
-    def __init__(self, chunks: ChunkStore, scanner_factory: ScannerFactory, mode: Mode = "process") -> None:
+    def __init__(self, chunks: RangeReader, scanner_factory: ScannerFactory, mode: Mode = "process") -> None:
         self.chunks = chunks
         self.scanner_factory = scanner_factory
         self.mode = mode
@@ -85,6 +72,46 @@ class PrefixLane:
         """A handle went away: drop its state with the next message (a finalizer may run
         on any thread, even one that is sending: it must not send itself)."""
         self._forgotten.append(state_id)
+
+    # -- the digest contract ---------------------------------------------------------
+
+    async def fork(self, prefix: PrefixHandle) -> int | None:
+        fork_id = self.new_id()
+        try:
+            self.tell("fork", fork_id, prefix.id)
+        except LaneError:
+            return None
+        return fork_id
+
+    def feed(self, fork_id: int, upload_id: str, offset: int, pieces: Sequence[memoryview]) -> None:
+        self.tell("fork_feed", fork_id, upload_id, offset, sum(len(p) for p in pieces))
+
+    def discard(self, fork_id: int) -> None:
+        try:
+            self.tell("discard", fork_id)
+        except LaneError:
+            pass
+
+    async def commit(self, prefix: PrefixHandle, fork_id: int, end: int) -> tuple[bool, list[Any], Progress | None]:
+        result: tuple[bool, list[Any], Progress | None] = await self.ask("commit", prefix.id, fork_id, end)
+        return result
+
+    async def catch_up(self, prefix: PrefixHandle, upload_id: str, offset: int, length: int, expected: str,
+                       end: int) -> tuple[bool, list[Any], Progress | None]:
+        result: tuple[bool, list[Any], Progress | None] = await self.ask(
+            "catch_up", prefix.id, upload_id, offset, length, expected, end)
+        return result
+
+    async def rebuild(self, upload_id: str, ranges: Sequence[Range], file_size: int
+                      ) -> tuple[PrefixHandle, list[int], list[Any]]:
+        prefix = PrefixHandle(self)
+        bad, findings, progress = await self.ask("rebuild", prefix.id, upload_id, list(ranges), file_size)
+        prefix.update(progress)
+        return prefix, bad, findings
+
+    async def finish(self, prefix: PrefixHandle) -> tuple[str, list[Any], dict[str, Any], int]:
+        result: tuple[str, list[Any], dict[str, Any], int] = await self.ask("finish", prefix.id)
+        return result
 
     # -- messages ---------------------------------------------------------------------
 

@@ -1,4 +1,9 @@
-"""The prefix consumers' own process: whole-file SHA-256 and PDF scan, off the server's GIL.
+"""The prefix states of every upload, and the ``child`` digest's own process.
+
+:class:`PrefixWorker` holds the states (:mod:`backend.services.digest` has the contract)
+and carries out each operation; both digest implementations use it: the ``inline`` one in
+the server (:mod:`backend.services.digest_inline`), the ``child`` one in a process of its
+own, described here.
 
 Every byte of an upload is hashed twice (the chunk's checksum and the whole file's) and
 scanned once. In the server process those three passes and the event loop that reads the
@@ -35,19 +40,17 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
 from backend.services.children import die_with_parent
+from backend.services.digest import Progress
 from backend.services.prefix_state import PrefixState, ScannerFactory
-from backend.storage.base import ChunkStore
+from backend.storage.base import RangeReader
 
 READ_BLOCK = 1 << 20
-
-#: What the server needs to know after a state changed: (offset, scan summary).
-Progress = tuple[int, dict[str, Any]]
 
 
 @dataclass
@@ -61,9 +64,10 @@ class _Fork:
 
 
 class PrefixWorker:
-    """Holds each session's prefix state by id; one caller at a time."""
+    """Holds each session's prefix state by id; one caller at a time, except
+    :meth:`feed_bytes`, which only touches its own fork."""
 
-    def __init__(self, chunks: ChunkStore, scanner_factory: ScannerFactory) -> None:
+    def __init__(self, chunks: RangeReader, scanner_factory: ScannerFactory) -> None:
         self.chunks = chunks
         self.scanner_factory = scanner_factory
         self.states: dict[int, PrefixState] = {}
@@ -104,6 +108,19 @@ class PrefixWorker:
         whole = (fork.written - fork.state.offset) // READ_BLOCK * READ_BLOCK
         if whole:
             self._feed_fork(fork, whole)
+
+    def feed_bytes(self, fork_id: int, offset: int, pieces: Sequence[memoryview]) -> None:
+        """Bytes in hand (the inline digest, from the writer thread): fed at once, nothing
+        read back. A gap spoils the fork."""
+        fork = self.forks.get(fork_id)
+        if fork is None or not fork.good:
+            return
+        if offset != fork.written or fork.state.offset != fork.written:
+            fork.good = False
+            return
+        for piece in pieces:
+            fork.findings += fork.state.feed(piece)
+            fork.written += len(piece)
 
     def _feed_fork(self, fork: _Fork, length: int) -> None:
         if self._feed(fork.upload_id, fork.state, fork.state.offset, length, fork.findings) != length:
@@ -228,7 +245,7 @@ def handle(worker: PrefixWorker, op: str, args: tuple[Any, ...]) -> Any:
     return method(*args)
 
 
-def serve(conn: Connection, chunks: ChunkStore, scanner_factory: ScannerFactory, parent: int) -> None:
+def serve(conn: Connection, chunks: RangeReader, scanner_factory: ScannerFactory, parent: int) -> None:
     """The child's main loop: messages in order until the server goes away."""
     die_with_parent(parent)
     worker = PrefixWorker(chunks, scanner_factory)
@@ -251,7 +268,7 @@ def serve(conn: Connection, chunks: ChunkStore, scanner_factory: ScannerFactory,
 
 def main() -> None:
     """``python -m backend.services.prefix_worker FD PARENT_PID``: the server starts it with
-    one end of a socket pair; the first message is (chunk store, scanner factory)."""
+    one end of a socket pair; the first message is (range reader, scanner factory)."""
     conn = Connection(int(sys.argv[1]))
     parent = int(sys.argv[2])
     try:

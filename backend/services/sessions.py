@@ -12,7 +12,6 @@ sessions and ends them for good.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
@@ -79,14 +78,11 @@ class SessionService:
         self.admission = Admission(settings, self.live, self.clock)
         self.find_duplicate = find_duplicate
 
-    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
-
     # -- start-up -----------------------------------------------------------------------
 
     async def load(self) -> int:
         """Bring back every saved session (after a restart or a crash)."""
-        records = await self._run(self.states.load_all)
+        records = await self.states.load_all()
         for record in records:
             try:
                 session = Session.from_record(record)
@@ -96,7 +92,7 @@ class SessionService:
                 continue
             # A session left in PROCESSING was interrupted inside /complete; the completion
             # service finishes or reopens it at start-up (see CompletionService.recover).
-            self.live[session.session_id] = LiveSession(session)
+            self.ledger.track(LiveSession(session))
         log.info("loaded %d saved sessions", len(self.live))
         return len(self.live)
 
@@ -151,14 +147,13 @@ class SessionService:
         live = LiveSession(session, prefix=self.prefix.new_state())
         self.live[session.session_id] = live  # before any file exists: the orphan sweep skips it
         try:
-            await self._run(self.states.save, session.session_id, session.to_record())
-            await self._run(self.chunks.create, session.session_id, session.file_size)
+            await self.ledger.create(live)
+            await self.chunks.create(session.session_id, session.file_size)
         except BaseException:
             self.live.pop(session.session_id, None)
-            await self._run(self.states.delete, session.session_id)
-            await self._run(self.chunks.delete, session.session_id)
+            await self.states.delete(session.session_id)
+            await self.chunks.delete(session.session_id)
             raise
-        live.saved_version = live.version
         log.info("session %s: initiated %r, %d bytes in %d chunks", session.session_id, filename,
                  session.file_size, session.total_chunks, extra={"session_id": session.session_id})
         return live
@@ -198,8 +193,8 @@ class SessionService:
                 live.touch()
         if live.session.status == UPLOADING:
             self.admission.ensure_slot(live)
-            if not await self._run(self.chunks.exists, live.id):
-                await self._run(self.chunks.create, live.id, live.session.file_size)
+            if not await self.chunks.exists(live.id):
+                await self.chunks.create(live.id, live.session.file_size)
             bad = await self.prefix.rebuild(live)
             if bad:
                 log.warning("session %s: chunks %s failed verification and are missing again", live.id, bad,
@@ -230,8 +225,8 @@ class SessionService:
             await self.ledger.remove(live)
             self.reporter.forget(live.id)
             log.info("session %s: expired and swept", live.id, extra={"session_id": live.id})
-        orphans = [u for u in await self._run(self.chunks.list_uploads) if u not in self.live]
+        orphans = [u for u in await self.chunks.list_uploads() if u not in self.live]
         for upload_id in orphans:
-            await self._run(self.chunks.delete, upload_id)
+            await self.chunks.delete(upload_id)
             log.info("partial file %s had no session; removed", upload_id, extra={"session_id": upload_id})
         return len(expired) + len(orphans)

@@ -64,20 +64,20 @@ class StatsService:
         self.budget = budget
         self.memory = memory
 
-    def snapshot(self) -> dict[str, Any]:
-        """Blocking (stat calls): run in a worker thread."""
-        count, used = self.chunks.stats()
-        disk = psutil.disk_usage(str(self.settings.partial_dir))
+    async def snapshot(self) -> dict[str, Any]:
+        """The figures; the store's and the system's are read off the event loop."""
+        count, used = await self.chunks.stats()
+        free, rss, peak = await asyncio.to_thread(self._system)
         uploading = sum(1 for lv in self.sessions.live.values() if lv.in_flight)
         return {
             "active_sessions": self.sessions.admission.active_count(),
-            "memory_usage_mb": round(self.memory.rss_mb(), 1),
-            "peak_memory_mb": round(self.memory.peak_mb(), 1),
+            "memory_usage_mb": round(rss, 1),
+            "peak_memory_mb": round(peak, 1),
             "temp_files_count": count,
             "temp_files_size_mb": round(used / MIB, 1),
             "concurrent_uploads": uploading,
             "memory_limit_mb": float(self.settings.memory_limit_mb),
-            "disk_space_available_mb": round(disk.free / MIB, 1),
+            "disk_space_available_mb": round(free / MIB, 1),
             "inflight_bytes": self.budget.in_use,
             "inflight_peak_bytes": self.budget.peak,
             "inflight_budget_bytes": self.budget.limit,
@@ -86,3 +86,8 @@ class StatsService:
             "backpressure_refusals": self.budget.refusals,
             "sessions_loaded": len(self.sessions.live),
         }
+
+    def _system(self) -> tuple[int, float, float]:
+        """Blocking: (free bytes where partial uploads go, resident MiB, peak MiB)."""
+        disk = psutil.disk_usage(str(self.settings.partial_dir))
+        return disk.free, self.memory.rss_mb(), self.memory.peak_mb()

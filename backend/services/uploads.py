@@ -96,7 +96,7 @@ class UploadService:
         if length < s.offset or any(i * s.chunk_size >= length for i in s.chunks):
             raise InvalidRequest(f"{s.offset} bytes were already sent: the length cannot be {length}")
         async with live.prefix_lock:
-            await self.assembly.run(self.assembly.chunks.resize, live.id, length)
+            await self.assembly.chunks.resize(live.id, length)
             s.file_size, s.length_deferred = length, False
             tail_at = s.tail_offset
             if s.tail is not None and tail_at is not None and int(s.tail["length"]) == s.chunk_length(
@@ -126,10 +126,10 @@ class UploadService:
         final.session.parts = list(parts)
         offset = 0
         for live in lives:
-            await self.assembly.run(self.assembly.chunks.copy_from, final.id, offset, live.id, live.session.file_size)
+            await self.assembly.chunks.copy_from(final.id, offset, live.id, live.session.file_size)
             offset += live.session.file_size
         try:
-            final.session.chunks.update(await self.assembly.run(self._chunk_digests, final))
+            final.session.chunks.update(await self._chunk_digests(final))
             final.touch()
             final.prefix = None  # the bytes decide: the rebuild hashes and scans them
             await self.sessions.prefix.rebuild(final)
@@ -139,15 +139,15 @@ class UploadService:
                 await self.sessions.discard(live, CANCELLED, f"concatenated into upload {final.id}")
         return final
 
-    def _chunk_digests(self, live: LiveSession) -> dict[int, str]:
-        """In a worker thread: every chunk's SHA-256, read back from the store."""
+    async def _chunk_digests(self, live: LiveSession) -> dict[int, str]:
+        """Every chunk's SHA-256, read back from the store (hashed in a worker thread)."""
         s = live.session
         digests: dict[int, str] = {}
         for i in range(s.total_chunks):
             buf = bytearray(s.chunk_length(i))
-            if self.assembly.chunks.read_into(live.id, i * s.chunk_size, buf) != len(buf):
+            if await self.assembly.chunks.read_into(live.id, i * s.chunk_size, buf) != len(buf):
                 raise InsufficientStorage(f"the concatenated upload could not be read back at chunk {i}")
-            digests[i] = hashlib.sha256(buf).hexdigest()
+            digests[i] = await self.assembly.run(_sha256_hex, buf)
         return digests
 
     async def write_chunk(self, owner: str, upload_id: str, chunk_id: int, offset: int | None,
@@ -170,3 +170,7 @@ class UploadService:
         if live.append_stop is not None:
             live.append_stop.set()
         await self.sessions.cancel(owner, upload_id, reason)
+
+
+def _sha256_hex(data: bytearray) -> str:
+    return hashlib.sha256(data).hexdigest()

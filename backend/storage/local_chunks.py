@@ -1,14 +1,26 @@
-"""Partial uploads on local disk: one sparse file per upload, chunks written in place."""
+"""Unfinished uploads on local disk: one sparse file per upload, chunks written in place.
+
+The contract is :class:`~backend.storage.base.ChunkStore`'s. The blocking work runs in
+the executor given (the loop's default one if none); writers (:class:`LocalChunkWriter`)
+are the worker threads' and write with ``pwrite``/``pwritev`` at their range, so writers
+of one file never race. :class:`LocalRangeReader` reads the files back from any thread
+or process (the prefix worker's child), straight from the page cache.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Executor
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from backend.storage.full import raise_if_full
 
 _IOV_MAX = 1024
+T = TypeVar("T")
 
 
 class LocalChunkWriter:
@@ -55,36 +67,15 @@ class LocalChunkWriter:
         os.close(self._fd)
 
 
-class LocalChunkStore:
+class LocalRangeReader:
+    """Blocking, picklable reads of the partial files under ``root``."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def local_path(self, upload_id: str) -> Path:
-        return self.root / f"{upload_id}.part"
-
-    def create(self, upload_id: str, size: int) -> None:
-        # Sparse: holes read back as zeros, and resume hashes tell holes from data.
-        fd = os.open(self.local_path(upload_id), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(fd).st_size != size:
-                os.ftruncate(fd, size)
-        except OSError as exc:
-            raise_if_full(exc, "upload data")
-            raise
-        finally:
-            os.close(fd)
-
-    def exists(self, upload_id: str) -> bool:
-        return self.local_path(upload_id).exists()
-
-    def open_chunk(self, upload_id: str, offset: int, length: int) -> LocalChunkWriter:
-        fd = os.open(self.local_path(upload_id), os.O_WRONLY)
-        return LocalChunkWriter(fd, offset, length)
 
     def read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:
         try:
-            fd = os.open(self.local_path(upload_id), os.O_RDONLY)
+            fd = os.open(self.root / f"{upload_id}.part", os.O_RDONLY)
         except FileNotFoundError:
             return 0
         try:
@@ -98,14 +89,63 @@ class LocalChunkStore:
         finally:
             os.close(fd)
 
-    def resize(self, upload_id: str, size: int) -> None:
+
+class LocalChunkStore:
+    def __init__(self, root: Path, pool: Executor | None = None) -> None:
+        self.root = root
+        self.pool = pool
+        self.reader = LocalRangeReader(root)
+        root.mkdir(parents=True, exist_ok=True)
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    def local_path(self, upload_id: str) -> Path:
+        """The partial file (this backend's own layout; :class:`LocalBlobStore` renames it)."""
+        return self.root / f"{upload_id}.part"
+
+    def _create(self, upload_id: str, size: int) -> None:
+        # Sparse: holes read back as zeros, and resume hashes tell holes from data.
+        fd = os.open(self.local_path(upload_id), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size != size:
+                os.ftruncate(fd, size)
+        except OSError as exc:
+            raise_if_full(exc, "upload data")
+            raise
+        finally:
+            os.close(fd)
+
+    async def create(self, upload_id: str, size: int) -> None:
+        await self._run(self._create, upload_id, size)
+
+    async def exists(self, upload_id: str) -> bool:
+        return await self._run(self.local_path(upload_id).exists)
+
+    def _open(self, upload_id: str, offset: int, length: int) -> LocalChunkWriter:
+        fd = os.open(self.local_path(upload_id), os.O_WRONLY)
+        return LocalChunkWriter(fd, offset, length)
+
+    async def open(self, upload_id: str, offset: int, length: int) -> LocalChunkWriter:
+        return await self._run(self._open, upload_id, offset, length)
+
+    async def read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:
+        return await self._run(self.reader.read_into, upload_id, offset, buf)
+
+    def blocking_reader(self) -> LocalRangeReader:
+        return self.reader
+
+    def _resize(self, upload_id: str, size: int) -> None:
         try:
             os.truncate(self.local_path(upload_id), size)
         except OSError as exc:
             raise_if_full(exc, "upload data")
             raise
 
-    def copy_from(self, upload_id: str, offset: int, source_id: str, length: int) -> None:
+    async def resize(self, upload_id: str, size: int) -> None:
+        await self._run(self._resize, upload_id, size)
+
+    def _copy_from(self, upload_id: str, offset: int, source_id: str, length: int) -> None:
         """``copy_file_range``: the kernel copies (or shares extents), no bytes in Python."""
         src = os.open(self.local_path(source_id), os.O_RDONLY)
         try:
@@ -125,13 +165,27 @@ class LocalChunkStore:
         finally:
             os.close(src)
 
-    def delete(self, upload_id: str) -> None:
-        self.local_path(upload_id).unlink(missing_ok=True)
+    async def copy_from(self, upload_id: str, offset: int, source_id: str, length: int) -> None:
+        await self._run(self._copy_from, upload_id, offset, source_id, length)
 
-    def list_uploads(self) -> list[str]:
+    @asynccontextmanager
+    async def materialize(self, upload_id: str) -> AsyncIterator[Path]:
+        """The partial file itself: nothing is copied."""
+        path = self.local_path(upload_id)
+        if not await self._run(path.exists):
+            raise FileNotFoundError(f"upload {upload_id} is not in the store")
+        yield path
+
+    async def delete(self, upload_id: str) -> None:
+        await self._run(self.local_path(upload_id).unlink, True)
+
+    def _list(self) -> list[str]:
         return [p.stem for p in self.root.glob("*.part")]
 
-    def stats(self) -> tuple[int, int]:
+    async def list_uploads(self) -> list[str]:
+        return await self._run(self._list)
+
+    def _stats(self) -> tuple[int, int]:
         count = used = 0
         for p in self.root.glob("*.part"):
             try:
@@ -141,3 +195,6 @@ class LocalChunkStore:
             count += 1
             used += st.st_blocks * 512
         return count, used
+
+    async def stats(self) -> tuple[int, int]:
+        return await self._run(self._stats)

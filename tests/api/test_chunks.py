@@ -171,16 +171,16 @@ async def test_chunk_racing_a_cancel_is_told_not_crashed(api: Api, small_pdf: by
     sid = (await api.initiate(len(small_pdf)))["session_id"]
     live = api.svc.sessions.live[sid]
     store = api.svc.assembly.chunks
-    real_open = store.open_chunk
+    real_open = store.open
 
-    def cancelled_meanwhile(upload_id: str, offset: int, length: int):  # type: ignore[no-untyped-def]
+    async def cancelled_meanwhile(upload_id: str, offset: int, length: int):  # type: ignore[no-untyped-def]
         live.session.status = "cancelled"
-        store.delete(upload_id)
-        return real_open(upload_id, offset, length)
+        await store.delete(upload_id)
+        return await real_open(upload_id, offset, length)
 
-    store.open_chunk = cancelled_meanwhile  # type: ignore[method-assign]
+    store.open = cancelled_meanwhile  # type: ignore[method-assign]
     try:
         r = await api.chunk(sid, 1, small_pdf[CS:2 * CS])
     finally:
-        store.open_chunk = real_open  # type: ignore[method-assign]
+        store.open = real_open  # type: ignore[method-assign]
     envelope(r, "session_not_active", 409)

@@ -291,6 +291,7 @@ async def test_crash_after_the_file_was_stored_is_finished_at_start_up(settings:
     import httpx
 
     from backend.storage.local_blobs import LocalBlobStore
+    from backend.storage.local_chunks import LocalChunkStore
 
     sha = hashlib.sha256(small_pdf).hexdigest()
     app = create_app(settings)
@@ -303,7 +304,7 @@ async def test_crash_after_the_file_was_stored_is_finished_at_start_up(settings:
     state = json.loads(state_file.read_text())
     state.update(status="processing", sha256=sha)
     state_file.write_text(json.dumps(state))
-    LocalBlobStore(settings.data_dir / "documents").adopt(settings.partial_dir / f"{sid}.part", sha)
+    await LocalBlobStore(settings.data_dir / "documents").adopt(LocalChunkStore(settings.partial_dir), sid, sha)
 
     app = create_app(settings)
     async with app.router.lifespan_context(app):

@@ -40,8 +40,12 @@ async def test_the_header_is_checked_on_the_first_block_only(api: Api, small_pdf
     second block came before the first was written and was taken for the start (415)."""
     svc = api.svc
     store = svc.assembly.chunks
-    opened = store.open_chunk
-    monkeypatch.setattr(store, "open_chunk", lambda *a: SlowWriter(opened(*a)))
+    opened = store.open
+
+    async def slow_open(*args: Any) -> SlowWriter:
+        return SlowWriter(await opened(*args))
+
+    monkeypatch.setattr(store, "open", slow_open)
     live = await svc.uploads.create("local", InitiateRequest(filename="a.pdf", file_size=len(small_pdf),
                                                              protocol="tus"))
     offset = await svc.uploads.append("local", live.id, 0, pieces(small_pdf[:3_000_000], 600_000))

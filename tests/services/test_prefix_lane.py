@@ -17,7 +17,7 @@ from backend.services.prefix_lane import LaneError, PrefixHandle, PrefixLane
 from backend.services.prefix_worker import serve
 from backend.services.validation import ValidationService
 from backend.settings import temp_settings
-from backend.storage.local_chunks import LocalChunkStore
+from backend.storage.local_chunks import LocalChunkStore, LocalRangeReader
 from tests.pdfgen import make_pdf
 
 MIB = 1 << 20
@@ -27,16 +27,15 @@ MIB = 1 << 20
 async def lane(tmp_path: Path) -> AsyncIterator[PrefixLane]:
     settings = temp_settings(tmp_path / "srv")
     validation = ValidationService(settings, None, None)  # type: ignore[arg-type]
-    lane = PrefixLane(LocalChunkStore(settings.partial_dir), validation.scanner_factory, "process")
+    lane = PrefixLane(LocalChunkStore(settings.partial_dir).blocking_reader(), validation.scanner_factory, "process")
     yield lane
     lane.close()
 
 
 def _partial(lane: PrefixLane, upload_id: str, data: bytes) -> None:
-    store = lane.chunks
-    assert isinstance(store, LocalChunkStore)
-    store.create(upload_id, len(data))
-    store.local_path(upload_id).write_bytes(data)
+    reader = lane.chunks
+    assert isinstance(reader, LocalRangeReader)
+    (reader.root / f"{upload_id}.part").write_bytes(data)
 
 
 async def test_a_fork_fed_block_by_block_is_adopted_and_finished(lane: PrefixLane, tmp_path: Path) -> None:
@@ -108,5 +107,4 @@ def test_the_worker_returns_quietly_when_the_server_is_gone(tmp_path: Path) -> N
     ours, theirs = multiprocessing.Pipe()
     ours.send((1, "ping", ()))
     ours.close()
-    store = LocalChunkStore(tmp_path)
-    serve(theirs, store, lambda: None, os.getppid())  # returns; raising would fail the test
+    serve(theirs, LocalRangeReader(tmp_path), lambda: None, os.getppid())  # returns; raising would fail the test

@@ -13,7 +13,7 @@ import pytest
 
 from backend.services.pdf.scan import PdfStreamScanner
 from backend.services.prefix_worker import PrefixWorker
-from backend.storage.local_chunks import LocalChunkStore
+from backend.storage.local_chunks import LocalRangeReader
 from tests.security_corpus import _PAGES, _raw_pdf, _stream
 
 CHUNK = 64 << 10
@@ -40,10 +40,8 @@ def data() -> bytes:
 
 @pytest.fixture
 def worker(tmp_path: Path, data: bytes) -> PrefixWorker:
-    store = LocalChunkStore(tmp_path)
-    store.create("u", len(data))
-    store.local_path("u").write_bytes(data)
-    return PrefixWorker(store, functools.partial(PdfStreamScanner, None))
+    (tmp_path / "u.part").write_bytes(data)
+    return PrefixWorker(LocalRangeReader(tmp_path), functools.partial(PdfStreamScanner, None))
 
 
 def _kinds(findings: list[Any]) -> set[str]:
@@ -140,9 +138,7 @@ def test_rebuild_verifies_a_partial_tail_and_names_bad_ranges_by_offset(worker: 
 
 
 def test_without_a_scanner_the_end_is_just_the_end(tmp_path: Path, data: bytes) -> None:
-    store = LocalChunkStore(tmp_path)
-    store.create("u", len(data))
-    store.local_path("u").write_bytes(data)
-    worker = PrefixWorker(store, lambda: None)
+    (tmp_path / "u.part").write_bytes(data)
+    worker = PrefixWorker(LocalRangeReader(tmp_path), lambda: None)
     assert _commit_all(worker, data) == [[], [], []]
     assert worker.finish(1) == (hashlib.sha256(data).hexdigest(), [], {}, len(data))
