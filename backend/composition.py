@@ -22,8 +22,8 @@ from backend.services.digest import Digests
 from backend.services.digest_inline import InlineDigests
 from backend.services.prefix_lane import PrefixLane
 from backend.services.prefix_state import ScannerFactory
-from backend.services.progress import LocalProgressBus, ProgressReporter
-from backend.services.ratelimit import Rule, SessionRateLimits, SlidingWindowLimiter
+from backend.services.progress import ProgressReporter
+from backend.services.ratelimit import Rule, SessionRateLimits
 from backend.services.sessions import SessionService
 from backend.services.ledger import SessionLedger
 from backend.services.stats import MemoryWatch, StatsService
@@ -32,6 +32,7 @@ from backend.services.uploads import UploadService
 from backend.services.pdf.inspect import inspect_pdf
 from backend.services.validation import Inspector, SandboxedInspector, ValidationService
 from backend.services.ws_hub import WebSocketHub
+from backend.coordination import Coordination, build_coordination
 from backend.settings import Settings
 from backend.storage.base import ChunkStore
 from backend.storage.file_state import FileStateStore
@@ -62,8 +63,11 @@ class Services:
     rate_limits: SessionRateLimits
     uploads: UploadService
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    coordination: Coordination | None = None  # the shared bus and limits (Redis or this process)
 
     async def start(self) -> None:
+        if self.coordination is not None:
+            await self.coordination.start()
         self.sessions.prefix.digests.start()
         await self.sessions.load()
         await self.importer.start()
@@ -94,6 +98,8 @@ class Services:
         self.sessions.prefix.digests.close()
         await asyncio.get_running_loop().run_in_executor(None, self.validation.close)
         self.repo.close()
+        if self.coordination is not None:
+            await self.coordination.stop()
 
 
 def build_digests(settings: Settings, chunks: ChunkStore, scanner_factory: ScannerFactory) -> Digests:
@@ -113,7 +119,8 @@ def build_services(settings: Settings) -> Services:
     blobs = LocalBlobStore(settings.data_dir / "documents", pool)
     repo = SqliteDocumentRepository(settings.data_dir / "documents.sqlite3")
     queue = SqliteImportQueue(settings.data_dir / "documents.sqlite3")
-    bus = LocalProgressBus()
+    coordination = build_coordination(settings)
+    bus = coordination.bus
     hub = WebSocketHub()
     bus.subscribe(hub.deliver)
     reporter = ProgressReporter(bus, settings.progress_interval_seconds)
@@ -135,7 +142,7 @@ def build_services(settings: Settings) -> Services:
     completion = CompletionService(sessions, prefix, validation, chunks, blobs, documents, reporter, pool,
                                    importer=importer)
     rate_limits = SessionRateLimits(
-        SlidingWindowLimiter(),
+        coordination.limiter,
         owner_rule=Rule(settings.rate_limit_per_minute, 60.0, settings.rate_limit_burst),
         ip_rule=Rule(settings.ip_rate_limit_per_minute, 60.0, settings.ip_rate_limit_burst),
     )
@@ -148,4 +155,4 @@ def build_services(settings: Settings) -> Services:
     ))
     uploads = UploadService(sessions, assembly, AppendService(assembly), completion)
     return Services(settings, pool, sessions, assembly, completion, documents, validation, stats, memory, hub,
-                    reporter, repo, importer, metrics, rate_limits, uploads)
+                    reporter, repo, importer, metrics, rate_limits, uploads, coordination=coordination)

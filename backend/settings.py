@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     cors_origins: str | None = Field(
         None, description="Comma-separated origins allowed to call the API from a browser ('*' for any).")
     ready_min_free_mb: float = Field(256, ge=0, description="/ready fails below this much free disk space.")
+
+    # -- several replicas (backend/coordination.py) --
+    redis_url: str = Field(
+        "", description="Redis for what replicas share: rate limits, admission counters, upload locks and the "
+        "progress bus ('redis://host:6379/0'). Empty: all of it stays in this process.")
+    redis_prefix: str = Field("pdfup", min_length=1, description="Prefix of every Redis key and channel.")
     log_format: Literal["json", "text"] = Field("json", description="One JSON object per log line, or plain text.")
 
     @model_validator(mode="after")

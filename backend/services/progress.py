@@ -3,9 +3,14 @@
 The reporter turns what happens to a session into the four event shapes of ``API.md``.
 Progress is throttled per session (last value wins, the final state always sent);
 status changes are never throttled and flush any pending progress first, so a client
-sees events in order. The in-process bus calls subscribers synchronously and they
-must not block (the WebSocket hub only enqueues); a Redis bus would implement the same
-``publish``/``subscribe`` pair across replicas.
+sees events in order. The bus calls its subscribers synchronously for events published
+in this process, and they must not block (the WebSocket hub only enqueues).
+
+A bus also keeps each room's latest state (the last event of each kind in
+:data:`ROOM_STATE`), so a WebSocket that joins late hears where the upload stands
+before the next event: :meth:`ProgressBus.snapshot`. :class:`LocalProgressBus` keeps it
+in this process; :class:`~backend.storage.redis.bus.RedisProgressBus` carries events
+between replicas (pub/sub) and keeps the state in Redis.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from backend.services.live import LiveSession
@@ -31,23 +36,86 @@ class Envelope:
 
 Subscriber = Callable[[Envelope], None]
 
+#: The kinds of event that make up a room's state, in the order a late joiner hears them.
+ROOM_STATE = ("upload_progress", "chunk_progress", "upload_status")
+STATE_TTL = 24 * 3600.0  # seconds a room's state is kept after its last event
+
+
+@dataclass
+class Snapshot:
+    """A room's latest state: the session's owner and its last event of each kind."""
+
+    owner: str | None
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def room_state_kind(envelope: Envelope) -> str | None:
+    """The :data:`ROOM_STATE` kind this event updates, if any."""
+    kind = envelope.event.get("type")
+    return kind if envelope.session_id is not None and kind in ROOM_STATE else None
+
 
 class ProgressBus(Protocol):
-    def publish(self, envelope: Envelope) -> None: ...
+    def publish(self, envelope: Envelope) -> None:
+        """Hand an event to every subscriber (here at once, elsewhere soon); never blocks
+        and never raises: a bus that cannot reach its peers drops (at most once)."""
+        ...
 
     def subscribe(self, subscriber: Subscriber) -> None: ...
 
+    async def snapshot(self, session_id: str) -> Snapshot | None:
+        """The room's latest state, or None when it has had no event (or it expired)."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
 
 class LocalProgressBus:
-    def __init__(self) -> None:
+    """The bus of one process: subscribers called in order, state in a dict."""
+
+    def __init__(self, state_ttl: float = STATE_TTL, clock: Callable[[], float] = time.monotonic) -> None:
         self._subscribers: list[Subscriber] = []
+        self._state: dict[str, tuple[float, Snapshot]] = {}
+        self.state_ttl = state_ttl
+        self.clock = clock
+        self._since_prune = 0
 
     def publish(self, envelope: Envelope) -> None:
+        kind = room_state_kind(envelope)
+        if kind is not None:
+            assert envelope.session_id is not None
+            self._remember(envelope.session_id, envelope.owner, kind, envelope.event)
         for subscriber in self._subscribers:
             subscriber(envelope)
 
+    def _remember(self, session_id: str, owner: str | None, kind: str, event: dict[str, Any]) -> None:
+        now = self.clock()
+        _, snap = self._state.pop(session_id, (now, Snapshot(owner)))
+        snap.events = [e for e in snap.events if e.get("type") != kind] + [event]
+        snap.events.sort(key=lambda e: ROOM_STATE.index(e["type"]))
+        self._state[session_id] = (now, snap)  # re-inserted: the dict stays in order of last event
+        self._since_prune += 1
+        if self._since_prune >= 1024:
+            self._since_prune = 0
+            for sid in [sid for sid, (at, _) in self._state.items() if now - at > self.state_ttl]:
+                del self._state[sid]
+
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
+
+    async def snapshot(self, session_id: str) -> Snapshot | None:
+        entry = self._state.get(session_id)
+        if entry is None or self.clock() - entry[0] > self.state_ttl:
+            return None
+        return Snapshot(entry[1].owner, list(entry[1].events))
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
 
 
 class ProgressReporter:
