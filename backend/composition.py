@@ -8,7 +8,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.services.appends import AppendService
 from backend.services.assembly import RESERVATION, AssemblyService
@@ -39,7 +39,10 @@ from backend.storage.file_state import FileStateStore
 from backend.storage.local_blobs import LocalBlobStore
 from backend.storage.local_chunks import LocalChunkStore
 from backend.storage.sqlite_docs import SqliteDocumentRepository
-from backend.storage.sqlite_imports import SqliteImportQueue
+from backend.storage.databases import open_import_queue, open_text_index
+
+if TYPE_CHECKING:
+    from backend.importer.worker import ImportWorker
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ class Services:
     rate_limits: SessionRateLimits
     uploads: UploadService
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    import_worker: ImportWorker | None = None  # only with import_in_server (else its own process)
     coordination: Coordination | None = None  # the shared bus and limits (Redis or this process)
 
     async def start(self) -> None:
@@ -71,6 +75,8 @@ class Services:
         self.sessions.prefix.digests.start()
         await self.sessions.load()
         await self.importer.start()
+        if self.import_worker is not None:
+            await self.import_worker.start()
         await self.completion.recover()
         await self.sessions.sweep()
         self.tasks.append(asyncio.create_task(self._sweeper(), name="sweeper"))
@@ -92,6 +98,8 @@ class Services:
         for live in list(self.sessions.live.values()):
             await cancel_and_wait([live.catchup_task], swallow_errors=True)
             await self.sessions.save(live)
+        if self.import_worker is not None:
+            await self.import_worker.stop()
         await self.importer.stop()
         self.pool.shutdown(wait=True)
         self.assembly.stream_pool.shutdown(wait=True)
@@ -118,7 +126,7 @@ def build_services(settings: Settings) -> Services:
     states = FileStateStore(settings.state_dir, pool)
     blobs = LocalBlobStore(settings.data_dir / "documents", pool)
     repo = SqliteDocumentRepository(settings.data_dir / "documents.sqlite3")
-    queue = SqliteImportQueue(settings.data_dir / "documents.sqlite3")
+    queue = open_import_queue(settings)
     coordination = build_coordination(settings)
     bus = coordination.bus
     hub = WebSocketHub()
@@ -129,7 +137,7 @@ def build_services(settings: Settings) -> Services:
     inspector: Inspector = SandboxedInspector(settings) if settings.inspect_isolation == "process" else inspect_pdf
     validation = ValidationService(settings, pool, reporter, inspector, on_reject=ledger.fail)
     prefix = PrefixService(build_digests(settings, chunks, validation.scanner_factory), validation.on_findings)
-    importer = ImportService(settings, repo, queue, blobs, reporter, pool, ledger.live.get,
+    importer = ImportService(settings, repo, queue, open_text_index(settings), reporter, pool, ledger.live.get,
                              on_finished=metrics.import_finished)
     documents = DocumentService(repo, blobs, pool, on_delete=importer.forget)
     sessions = SessionService(settings, ledger, prefix, find_duplicate=documents.find_duplicate)
@@ -154,5 +162,11 @@ def build_services(settings: Settings) -> Services:
         rate_limited=lambda: dict(rate_limits.refusals),
     ))
     uploads = UploadService(sessions, assembly, AppendService(assembly), completion)
+    worker = None
+    if settings.import_in_server:  # LlamaIndex and PDFium come into this process only here
+        from backend.importer.worker import ImportWorker
+
+        worker = ImportWorker(settings, repo, queue, blobs)
     return Services(settings, pool, sessions, assembly, completion, documents, validation, stats, memory, hub,
-                    reporter, repo, importer, metrics, rate_limits, uploads, coordination=coordination)
+                    reporter, repo, importer, metrics, rate_limits, uploads, coordination=coordination,
+                    import_worker=worker)

@@ -80,13 +80,27 @@ class Settings(BaseSettings):
     inspect_isolation: Literal["process", "thread"] = Field(
         "process", description="Where the deep inspection runs: a child process under the memory and time "
         "limits, or a thread of the server without them (in-process tests)")
-    import_workers: int = Field(1, ge=1, le=8, description="Imports into the document index run at once.")
+    import_workers: int = Field(1, ge=1, le=8, description="Imports into the document index run at once "
+                                "(per importer process).")
+    import_lease_seconds: float = Field(
+        30, gt=0, description="An importer holds a job this long, renewing it while it works; the job of an "
+        "importer that died is taken up by another after it.")
+    import_poll_seconds: float = Field(0.25, gt=0, description="How often an idle importer looks for a job.")
+    import_watch_seconds: float = Field(
+        0.2, gt=0, description="How often the server reads the importers' events (for the WebSocket).")
+    import_in_server: bool = Field(
+        False, description="Run the import workers inside the server process (in-process tests, one-process "
+        "setups): the server then loads LlamaIndex and PDFium. Off: `python -m backend.importer` imports.")
     import_memory_mb: float = Field(
         2048, gt=0, description="Memory reading one PDF's text, or splitting it, may use in its child process.")
     import_timeout_seconds: float = Field(
         300, gt=0, description="Time reading one PDF's text, or splitting it, may take in its child process.")
     index_chunk_tokens: int = Field(512, ge=64, description="Tokens per indexed node (SentenceSplitter).")
-    embeddings: bool = Field(True, description="Use the embedding model when the [embeddings] extra is installed.")
+    embeddings: bool = Field(True, description="The importer embeds nodes when the [embeddings] extra is "
+                             "installed (documents with auto_build_index, or all with embed_all).")
+    query_embeddings: bool = Field(
+        False, description="Fuse vector similarity into search: the server embeds each query, so it loads the "
+        "embedding model (LlamaIndex, torch) at the first search. Off: search ranks by keyword only.")
     embed_all: bool = Field(False, description="Embed every document (else only uploads with auto_build_index).")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -185,6 +199,9 @@ def temp_settings(root: Path | None = None, **overrides: object) -> Settings:
         "upload_dir": base / "partial",
         "prefix_worker": "thread",  # in-process apps by the hundred: no child process each
         "inspect_isolation": "thread",
+        "import_in_server": True,  # an in-process app imports too: no importer process to start
+        "import_poll_seconds": 0.02,
+        "import_watch_seconds": 0.02,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

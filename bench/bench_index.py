@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from backend.services import importer as _offline  # noqa: E402,F401  (environment before llama_index)
+from backend import importer as _offline  # noqa: E402,F401  (environment before llama_index)
 from tests.textpdf import page_lines, page_word  # noqa: E402
 
 PAGES_PER_DOC = 100
@@ -77,7 +77,7 @@ def fill_nodes(seed: int) -> list[Any]:
 
 
 def split_nodes(seed: int) -> list[Any]:
-    from backend.services.importer.split import split_pages
+    from backend.importer.split import split_pages
 
     return split_pages(doc_sha(seed), doc_pages(seed), {"document_id": seed, "title": "t",
                                                         "filename": f"doc{seed}.pdf"}, 512, 32)
@@ -98,7 +98,7 @@ class IndexEngine:
     """The shipped DocumentIndex."""
 
     def __init__(self, root: Path) -> None:
-        from backend.services.importer.index import DocumentIndex
+        from backend.importer.index import DocumentIndex
 
         self.index = DocumentIndex.open(root)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from backend.services import importer as _offline  # noqa: F401  (environment before llama_index)
+from backend import importer as _offline  # noqa: F401  (environment before llama_index)
 
 if TYPE_CHECKING:
     from llama_index.core.base.embeddings.base import BaseEmbedding

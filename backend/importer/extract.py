@@ -3,7 +3,7 @@
 Chosen by measurement (README, "Search and import"): on a 100-page text PDF pypdfium2
 takes ~0.24 s, pypdf ~0.74 s, pdfminer.six ~6.7 s, all three finding every word.
 PDFium is not thread-safe, so one lock serialises its calls within a process; the
-import service runs it in a child process (:mod:`backend.services.importer.reader`).
+import service runs it in a child process (:mod:`backend.importer.reader`).
 
 Encrypted files: PDFium opens one whose *user* password is empty. One whose *owner*
 password is empty (and user password is not) is opened by qpdf, which tries the empty

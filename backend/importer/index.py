@@ -10,14 +10,14 @@ and the ``document_id``/``title``/``filename`` of the document that brought the 
 first; who may see a content, and under which document, is the caller's business (the
 repository), so one content is indexed once however many documents hold it.
 
-Search goes through :class:`~backend.services.importer.retriever.IndexRetriever`, a
+Search goes through :class:`~backend.importer.retriever.IndexRetriever`, a
 LlamaIndex retriever (``retriever(shas, top_k)`` gives one for a ``RetrieverQueryEngine``):
 BM25-style keyword ranking among the contents ``shas`` (the owner filter is inside the
 ranking), fused with vector similarity when an embedding model is configured.
 
 Thread-safety: the store's (every method may run in any thread; a write is atomic and
 durable when it returns). ``open`` migrates an index left by the previous version
-(:mod:`backend.services.importer.legacy`) before anything else touches it.
+(:mod:`backend.importer.legacy`) before anything else touches it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.services import importer as _offline  # noqa: F401  (environment before llama_index)
+from backend import importer as _offline  # noqa: F401  (environment before llama_index)
 
 from llama_index.core import MockEmbedding
 from llama_index.core import Settings as LlamaSettings
@@ -35,16 +35,14 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.llms import MockLLM
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
-from backend.services.importer.nodes import embed_text, to_node, to_stored
-from backend.services.importer.retriever import IndexRetriever
-from backend.services.importer.split import split_pages
-from backend.storage.sqlite_index import SqliteTextIndex
+from backend.importer.nodes import embed_text, to_node, to_stored
+from backend.importer.retriever import IndexRetriever
+from backend.importer.split import split_pages
+from backend.storage.sqlite_index import INDEX_FILE, LEGACY_DIR, SqliteTextIndex
 from backend.storage.text_index import TextIndexStore
 
 log = logging.getLogger(__name__)
 
-INDEX_FILE = "index.sqlite3"
-LEGACY_DIR = "index"  # the previous version's persisted StorageContext
 
 
 @dataclass(frozen=True)
@@ -71,12 +69,13 @@ class DocumentIndex:
         LlamaSettings.embed_model = embed_model or MockEmbedding(embed_dim=1)
 
     @classmethod
-    def open(cls, data_dir: Path, **kw: Any) -> DocumentIndex:
-        """The index of ``data_dir`` (``index.sqlite3``, made if missing), with the nodes
-        of a previous version's ``index/`` directory moved in first."""
-        from backend.services.importer.legacy import migrate
+    def open(cls, data_dir: Path, store: TextIndexStore | None = None, **kw: Any) -> DocumentIndex:
+        """The index over ``store`` (default: ``data_dir``'s ``index.sqlite3``, made if
+        missing), with the nodes of a previous version's ``data_dir/index`` moved in first."""
+        from backend.importer.legacy import migrate
 
-        store = SqliteTextIndex(data_dir / INDEX_FILE)
+        if store is None:
+            store = SqliteTextIndex(data_dir / INDEX_FILE)
         try:
             migrate(data_dir / LEGACY_DIR, store)
         except BaseException:

@@ -21,13 +21,13 @@ import logging
 import os
 from pathlib import Path
 
-from backend.services import importer as _offline  # noqa: F401  (environment before llama_index)
+from backend import importer as _offline  # noqa: F401  (environment before llama_index)
 
 from llama_index.core import StorageContext
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores import SimpleVectorStore
 
-from backend.services.importer.nodes import to_stored
+from backend.importer.nodes import to_stored
 from backend.storage.text_index import TextIndexStore
 
 log = logging.getLogger(__name__)

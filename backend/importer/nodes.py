@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from backend.services import importer as _offline  # noqa: F401  (environment before llama_index)
+from backend import importer as _offline  # noqa: F401  (environment before llama_index)
 
 from llama_index.core.schema import BaseNode, MetadataMode, NodeRelationship, RelatedNodeInfo, TextNode
 
-from backend.services.importer.split import META
+from backend.importer.split import META
 from backend.storage.text_index import StoredNode
 
 _COLUMNS = ("sha256", "page")

@@ -1,10 +1,10 @@
 """ChildReader: the CPU work an import does on untrusted content, in a child process.
 
 Reading a page's text (PDFium) and cutting it into nodes (the sentence splitter, the
-tokenizer) cost time and memory that the file decides. In a thread of the server they
-would hold its GIL, so every request would wait behind a hostile file; and memory
-PDFium takes for a page's images would stay with the server. So both run in a
-:class:`~backend.services.sandbox.Sandbox` child; the server only adds the nodes it
+tokenizer) cost time and memory that the file decides. In a thread of the importer they
+would hold its GIL, so its lease renewals and other imports would wait behind a hostile
+file; and memory PDFium takes for a page's images would stay with it. So both run in a
+:class:`~backend.services.sandbox.Sandbox` child; the importer only adds the nodes it
 gets back to the index.
 
 Contract (blocking calls: run them from an import thread):
@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backend.services.importer.extract import ExtractionError, extract_pages
+from backend.importer.extract import ExtractionError, extract_pages
 from backend.services.sandbox import ChildCrashed, LimitExceeded, Sandbox
 from backend.settings import MIB
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 # 10,000 text pages (the page limit) take ~25 s to read and ~12 s to split: ample room
 TIMEOUT_SECONDS = 300.0
 MEMORY_MB = 2048.0
-_PRELOAD = ("backend.services.importer.child_preload",)
+_PRELOAD = ("backend.importer.child_preload",)
 
 
 class ChildReader:
@@ -58,7 +58,7 @@ class ChildReader:
     def split(self, sha256: str, pages: list[str], meta: dict[str, Any], chunk_tokens: int,
               chunk_overlap: int) -> list[BaseNode]:
         """The pages' nodes (see the module doc). Raises ExtractionError."""
-        from backend.services.importer.split import split_pages  # llama_index: not at server start
+        from backend.importer.split import split_pages  # llama_index: not at server start
 
         nodes: list[BaseNode] = self._call("splitting the PDF's text", split_pages, sha256, pages, meta,
                                            chunk_tokens, chunk_overlap)

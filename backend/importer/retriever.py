@@ -4,7 +4,7 @@
 ``RetrieverQueryEngine`` (with an LLM of your choosing) to answer over the passages of
 the contents ``shas``. It ranks by the store's keyword search (BM25-style) and, when
 given an embedding model, fuses that with the nearest vectors by reciprocal rank fusion
-(score = sum of 1 / (60 + rank)); contents that have no vectors simply rank by keyword.
+(:func:`~backend.services.importer.search.rrf`, as the server's search); contents that have no vectors simply rank by keyword.
 
 Owner isolation is the caller's: ``shas`` are the contents the asker may see, and the
 store ranks nothing else. Blocking (SQLite and the model): call from a thread.
@@ -14,16 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from backend.services import importer as _offline  # noqa: F401  (environment before llama_index)
+from backend import importer as _offline  # noqa: F401  (environment before llama_index)
 
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.schema import NodeWithScore, QueryBundle
 
-from backend.services.importer.nodes import to_node
+from backend.importer.nodes import to_node
+from backend.services.importer.search import rrf
 from backend.storage.text_index import Match, TextIndexStore
-
-RRF_K = 60
 
 
 class IndexRetriever(BaseRetriever):
@@ -51,12 +50,10 @@ def _scored(matches: list[Match]) -> list[NodeWithScore]:
 
 
 def fuse(rankings: list[list[NodeWithScore]], top_k: int) -> list[NodeWithScore]:
-    """Reciprocal rank fusion: score = sum of 1 / (60 + rank) over the rankings."""
-    scores: dict[str, float] = {}
+    """Reciprocal rank fusion (:func:`backend.services.importer.search.rrf`)."""
     best: dict[str, NodeWithScore] = {}
     for ranking in rankings:
-        for rank, hit in enumerate(ranking, start=1):
-            scores[hit.node.node_id] = scores.get(hit.node.node_id, 0.0) + 1.0 / (RRF_K + rank)
+        for hit in ranking:
             best.setdefault(hit.node.node_id, hit)
-    order = sorted(scores, key=lambda i: scores[i], reverse=True)[:top_k]
-    return [NodeWithScore(node=best[i].node, score=round(scores[i], 6)) for i in order]
+    fused = rrf([[hit.node.node_id for hit in ranking] for ranking in rankings], top_k)
+    return [NodeWithScore(node=best[i].node, score=score) for i, score in fused]

@@ -6,7 +6,7 @@ model (they are excluded keys), so they never eat into a chunk's tokens.
 
 The text is untrusted: every step here must stay linear in its length (a backtracking
 sentence regex took seconds on one line of letters). The import service runs
-:func:`split_pages` in a child process (:mod:`backend.services.importer.reader`), so
+:func:`split_pages` in a child process (:mod:`backend.importer.reader`), so
 even a slow page costs the server no time under its GIL.
 """
 
@@ -16,7 +16,7 @@ import functools
 import re
 from typing import Any
 
-from backend.services import importer as _offline  # noqa: F401  (environment before llama_index)
+from backend import importer as _offline  # noqa: F401  (environment before llama_index)
 
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import BaseNode, Document

@@ -41,6 +41,9 @@ import numpy as np
 from backend.storage.sqlite_base import SqliteStore
 from backend.storage.text_index import Match, StoredNode
 
+INDEX_FILE = "index.sqlite3"  # in the data directory
+LEGACY_DIR = "index"  # the previous version's persisted StorageContext (and ``index.old``)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
     id       INTEGER PRIMARY KEY,

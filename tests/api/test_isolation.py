@@ -27,12 +27,13 @@ async def test_every_endpoint_hides_another_owners_things(owners: Owners, tmp_pa
     text = make_text_pdf(tmp_path / "a.pdf", 2, seed=31)
     doc_id = (await alice.upload(text, filename="alice.pdf"))["document"]["id"]
     await alice.svc.importer.drain()
-    from backend.services.importer import extract
+    from backend.importer import extract
 
     def broken(path: Path) -> list[str]:
         raise extract.ExtractionError("simulated")
 
-    monkeypatch.setattr(alice.svc.importer, "_extract", broken)
+    assert alice.svc.import_worker is not None
+    monkeypatch.setattr(alice.svc.import_worker, "_extract", broken)
     failed_id = (await alice.upload(make_text_pdf(tmp_path / "f.pdf", 1, seed=32)))["document"]["id"]
     await alice.svc.importer.drain()
     monkeypatch.undo()

@@ -47,12 +47,13 @@ async def test_pdf_without_text_is_no_text(api: Api, tmp_path: Path) -> None:
 
 async def test_failure_is_kept_and_reimport_succeeds(api: Api, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from backend.services.importer import extract
+    from backend.importer import extract
 
     def broken(path: Path) -> list[str]:
         raise extract.ExtractionError("cannot read the PDF's text: simulated")
 
-    monkeypatch.setattr(api.svc.importer, "_extract", broken)
+    assert api.svc.import_worker is not None  # in-process tests import in the server
+    monkeypatch.setattr(api.svc.import_worker, "_extract", broken)
     body = await api.upload(make_text_pdf(tmp_path / "f.pdf", 2, seed=7))
     doc_id = body["document"]["id"]
     await api.svc.importer.drain()
@@ -78,13 +79,13 @@ async def test_delete_removes_hits_but_keeps_a_duplicate(api: Api, tmp_path: Pat
     await api.svc.importer.drain()
     word = page_word(9, 0, 2)
     assert {h["document_id"] for h in await _search(api, word)} == {first["document"]["id"], second["document"]["id"]}
-    nodes = api.svc.importer.index.node_count if api.svc.importer.index else 0
+    nodes = api.svc.importer.index.node_count()
     assert (await api.http.delete(f"/api/documents/{first['document']['id']}")).status_code == 200
     hits = await _search(api, word)
     assert [h["document_id"] for h in hits] == [second["document"]["id"]] and hits[0]["title"] == "Second"
-    assert api.svc.importer.index is not None and api.svc.importer.index.node_count == nodes  # indexed once
+    assert api.svc.importer.index.node_count() == nodes  # indexed once
     assert (await api.http.delete(f"/api/documents/{second['document']['id']}")).status_code == 200
-    assert await _search(api, word) == [] and api.svc.importer.index.node_count == 0
+    assert await _search(api, word) == [] and api.svc.importer.index.node_count() == 0
 
 
 async def test_search_within_one_document(api: Api, tmp_path: Path) -> None:
@@ -118,8 +119,9 @@ async def test_pending_import_survives_a_restart(settings: Settings, tmp_path: P
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
             api = Api(http, svc)
             await svc.importer.ready()
-            for task in svc.importer._tasks[1:]:  # stop the workers: the job stays queued
-                task.cancel()
+            assert svc.import_worker is not None
+            await svc.import_worker.stop()  # no importer: the job stays queued
+            svc.import_worker = None
             body = await api.upload(data)
             assert svc.importer.queue.pending() == 1
     app = create_app(settings)

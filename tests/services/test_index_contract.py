@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.services.importer.index import DocumentIndex
+from backend.importer.index import DocumentIndex
 from backend.storage.postgres.text_index import PostgresTextIndex
 from backend.storage.sqlite_index import SqliteTextIndex
 from backend.storage.text_index import StoredNode, TextIndexStore

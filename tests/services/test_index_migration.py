@@ -19,9 +19,8 @@ from llama_index.core import Settings as LlamaSettings
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.llms import MockLLM
 
-from backend.services.importer import legacy
-from backend.services.importer.index import DocumentIndex
-from backend.services.importer.split import split_pages
+from backend.importer.index import DocumentIndex
+from backend.importer.split import split_pages
 from tests.services.test_index_retriever import WordModel
 from tests.textpdf import page_lines, page_word
 
@@ -96,7 +95,7 @@ def test_an_interrupted_migration_runs_again(tmp_path: Path, monkeypatch: pytest
     def crash(src: object, dst: object) -> None:
         raise OSError("killed before the rename")
 
-    monkeypatch.setattr(legacy.os, "replace", crash)
+    monkeypatch.setattr("backend.importer.legacy.os.replace", crash)
     with pytest.raises(OSError):
         DocumentIndex.open(tmp_path)
     monkeypatch.undo()

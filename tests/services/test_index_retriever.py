@@ -11,10 +11,10 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.llms import MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
-from llama_index.core.schema import QueryBundle
+from llama_index.core.schema import QueryBundle, TextNode
 
-from backend.services.importer.index import DocumentIndex
-from backend.services.importer.retriever import IndexRetriever
+from backend.importer.index import DocumentIndex
+from backend.importer.retriever import IndexRetriever
 
 A, B = "a" * 64, "b" * 64
 META = {"document_id": 1, "title": "T", "filename": "f.pdf"}
@@ -50,7 +50,8 @@ def test_the_retriever_drives_a_query_engine(tmp_path: Path) -> None:
         assert isinstance(retriever, IndexRetriever)
         nodes = retriever.retrieve("walrus")
         assert [(n.node.metadata["page"], n.node.metadata["title"]) for n in nodes] == [(2, "T")]
-        assert nodes[0].node.node_id == f"{A}:p2:0" and nodes[0].node.get_content() == nodes[0].node.text
+        assert nodes[0].node.node_id == f"{A}:p2:0" and isinstance(nodes[0].node, TextNode)
+        assert nodes[0].node.get_content() == nodes[0].node.text
         engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
         response = engine.query("walrus")
         assert [n.node.metadata["page"] for n in response.source_nodes] == [2]

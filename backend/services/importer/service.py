@@ -1,54 +1,53 @@
-"""ImportService: stored documents into the document index, in the background.
+"""ImportService: the upload server's side of imports (the importer is its own process).
 
 Contract:
 - ``submit`` (called by the completion, on the event loop) marks the document
-  ``pending`` and queues it durably (SQLite); it returns at once.
-- ``import_workers`` coroutines claim jobs and run each import on a pool of as many
-  threads (never on the event loop): extract the pages' text and split it into nodes
-  in a child process (:class:`ChildReader`: the file's CPU work never holds the
-  server's GIL; a time and a memory limit per call), add the nodes to the index.
-  Content already indexed (same SHA-256) is not extracted again.
-- ``document.index_status``: ``pending`` -> ``importing`` -> ``indexed``, ``no_text``
-  (no page has text, or the file needs a password to read: then ``index_error`` says
-  so) or ``failed`` (with ``index_error``; the job is kept for ``reimport``). The
-  session's room hears ``upload_status`` ``importing`` then ``completed`` or ``failed``.
-- After a restart, interrupted and never-queued imports run again (``recover``).
-- ``search`` is owner-scoped: only contents of the owner's indexed documents rank.
+  ``pending`` and queues it durably (:class:`~backend.storage.import_queue.ImportQueue`);
+  it returns at once. An importer process (``python -m backend.importer``, one or many)
+  takes it from there: ``document.index_status`` goes ``pending`` -> ``importing`` ->
+  ``indexed``, ``no_text`` or ``failed`` (with ``index_error``; the job is kept for
+  ``reimport``).
+- The importer appends an event to the queue at each step; a watch task reads them
+  (every ``import_watch_seconds``, one indexed query) and tells the session's room
+  ``upload_status`` ``importing``, then ``completed`` or ``failed``, through the progress
+  reporter; each finished import is told to ``on_finished`` (the metrics). A server
+  reads the events from its start on: every server tells its own WebSocket clients.
+- ``search`` is owner-scoped and runs here, on the text index store directly (FTS5, no
+  LlamaIndex): only contents of the owner's indexed documents rank. Vector similarity
+  is fused in only when ``query_embeddings`` is on (the model is loaded into the server
+  at the first search then); the vectors themselves are the importer's work.
 - ``forget`` (a document deleted) drops its job, and the content's nodes once no
   document holds that content any more.
+- While the importer moves a previous version's index into the store (``legacy``),
+  ``index_state`` is ``migrating`` (``/ready`` says not ready) and searches wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from backend.errors import NotFound, ServerBusy
-from backend.services.importer.extract import PasswordRequired
-from backend.services.importer.reader import ChildReader
+from backend.services.importer.search import QueryEmbedder, search
 from backend.services.live import LiveSession
-from backend.services.models import iso
 from backend.services.progress import ProgressReporter
 from backend.services.tasks import cancel_and_wait
 from backend.settings import Settings
-from backend.storage.base import BlobStore
-from backend.storage.sqlite_docs import DocumentRecord, SqliteDocumentRepository
-from backend.storage.sqlite_imports import FAILED, ImportJob, SqliteImportQueue
-
-if TYPE_CHECKING:
-    from llama_index.core.schema import BaseNode
-
-    from backend.services.importer.index import DocumentIndex
+from backend.storage.import_queue import FAILED, IMPORTING, INDEXED, ImportEvent, ImportJob, ImportQueue
+from backend.storage.document_repo import DocumentRecord, DocumentRepository
+from backend.storage.sqlite_index import LEGACY_DIR
+from backend.storage.text_index import TextIndexStore
 
 log = logging.getLogger(__name__)
 
-PENDING, IMPORTING, INDEXED, NO_TEXT = "pending", "importing", "indexed", "no_text"
+PENDING = "pending"
+MIGRATION_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,8 @@ class SearchHit:
 
 
 class ImportService:
-    def __init__(self, settings: Settings, repo: SqliteDocumentRepository, queue: SqliteImportQueue,
-                 blobs: BlobStore, reporter: ProgressReporter, io_pool: Executor,
+    def __init__(self, settings: Settings, repo: DocumentRepository, queue: ImportQueue,
+                 index: TextIndexStore, reporter: ProgressReporter, io_pool: Executor,
                  live_lookup: Callable[[str], LiveSession | None],
                  on_finished: Callable[[str, float], None] | None = None) -> None:
         """``live_lookup``: the live session of an id (its room hears the import);
@@ -71,105 +70,67 @@ class ImportService:
         self.settings = settings
         self.repo = repo
         self.queue = queue
-        self.blobs = blobs
+        self.index = index
         self.reporter = reporter
         self.io_pool = io_pool
         self.live_lookup = live_lookup
-        self.workers = settings.import_workers
-        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="import")
-        self.reader = ChildReader(workers=self.workers, timeout=settings.import_timeout_seconds,
-                                  memory_mb=settings.import_memory_mb)
-        self.index: DocumentIndex | None = None
-        self.imported = 0
-        self._ready = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._busy = 0
-        self._broken: str | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self.on_finished = on_finished
+        self.cursor = 0  # the last event told
+        self._tasks: list[asyncio.Task[None]] = []
+        self._embedder: QueryEmbedder | None = None
+        self._no_model = False  # query_embeddings on, but the extra is missing
+        self._embedder_lock = threading.Lock()
 
     async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.io_pool, fn, *args)
 
-    async def _work(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
-
-    @staticmethod
-    def _now() -> str:
-        return iso(time.time())
-
     # -- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load the index and start the workers, in the background: the server serves
-        meanwhile (a search waits for the index)."""
-        self._tasks.append(asyncio.create_task(self._main(), name="import main"))
-
-    async def _main(self) -> None:
-        try:
-            self.index = await self._work(self._load_index)
-        except Exception as exc:  # a broken index must not take the uploads down with it
-            log.exception("the document index could not be loaded; search and import are off")
-            self._broken = f"{type(exc).__name__}: {exc}"
-            return
-        finally:
-            self._ready.set()
-        queued = await self._io(self.queue.recover, self.settings.embed_all, self._now())
-        if queued:
-            log.info("import queue: %d documents to import", queued)
-        for n in range(self.workers):
-            self._tasks.append(asyncio.create_task(self._worker(), name=f"import worker {n}"))
-
-    def _load_index(self) -> DocumentIndex:
-        from backend.services.importer.embeddings import load_embed_model
-        from backend.services.importer.index import DocumentIndex
-
-        model = load_embed_model() if self.settings.embeddings else None
-        return DocumentIndex.open(self.settings.data_dir, chunk_tokens=self.settings.index_chunk_tokens,
-                                  embed_model=model)
+        self.cursor = await self._io(self.queue.last_event)
+        self._tasks.append(asyncio.create_task(self._watch(), name="import events"))
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
-        # the reader first: an import thread waiting on its child ends at once (the job
-        # stays queued as running, and runs again at the next start)
-        await asyncio.get_running_loop().run_in_executor(None, self.reader.close)
-        await asyncio.get_running_loop().run_in_executor(None, self.pool.shutdown, True)
-        if self.index is not None:
-            self.index.close()
-        self.queue.close()
+        await self._io(self.index.close)
+        await self._io(self.queue.close)
 
     @property
     def index_state(self) -> str:
-        """``loading``, ``loaded`` or ``broken: <why>`` (for ``/ready``)."""
-        if self.index is not None:
-            return "loaded"
-        return f"broken: {self._broken}" if self._broken is not None else "loading"
+        """``loaded``, or ``migrating`` while a previous version's index waits for the
+        importer to move it (for ``/ready``)."""
+        data = self.settings.data_dir
+        legacy = (data / LEGACY_DIR).is_dir() or (data / f"{LEGACY_DIR}.old").is_dir()
+        return "migrating" if legacy else "loaded"
 
-    async def ready(self) -> DocumentIndex:
-        """The loaded index (waits while it loads). Raises ServerBusy if it could not load."""
-        await self._ready.wait()
-        if self.index is None:
-            raise ServerBusy(f"the document index is unavailable ({self._broken})", retry_after=60)
-        return self.index
+    async def ready(self, timeout: float = MIGRATION_WAIT_SECONDS) -> None:
+        """Return once the index is whole (no migration pending). Raises ServerBusy after
+        ``timeout`` seconds of migration (the importer may not be running)."""
+        deadline = time.monotonic() + timeout
+        while self.index_state != "loaded":
+            if time.monotonic() > deadline:
+                raise ServerBusy("the document index is being migrated from the previous version; "
+                                 "the importer (python -m backend.importer) does it", retry_after=10)
+            await asyncio.sleep(0.1)
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Wait until no import is queued or running (tests and benchmarks)."""
+        """Wait until no import is queued or running and every event is told (tests and
+        benchmarks; an importer must be running)."""
         deadline = time.monotonic() + timeout
-        await self.ready()
-        while self._busy or await self._io(self.queue.pending):
+        await self.ready(timeout)
+        while await self._io(self.queue.pending) or self.cursor < await self._io(self.queue.last_event):
             if time.monotonic() > deadline:
-                raise TimeoutError("imports still pending")
+                raise TimeoutError("imports still pending (is an importer running?)")
             await asyncio.sleep(0.02)
 
     # -- queue ----------------------------------------------------------------------------
 
     async def submit(self, doc: DocumentRecord, *, embed: bool = False) -> None:
-        """Queue ``doc`` for import (durably); the workers pick it up."""
+        """Queue ``doc`` for import (durably); an importer picks it up."""
         await self._io(self.repo.set_index_status, doc.id, PENDING, None)
         doc.index_status = PENDING
         await self._io(self.queue.enqueue, doc.id, doc.owner, doc.sha256, doc.session_id,
-                       embed or self.settings.embed_all, self._now())
-        self._wake.set()
+                       embed or self.settings.embed_all)
 
     async def reimport(self, owner: str, doc_id: int) -> DocumentRecord:
         """Queue a document's import again (a failed one, or any: content already indexed
@@ -178,10 +139,9 @@ class ImportService:
         if doc is None:
             raise NotFound(f"no document {doc_id}")
         job = await self._io(self.queue.get, doc_id)
-        if job is not None and job.state == FAILED and await self._io(self.queue.retry, owner, doc_id, self._now()):
+        if job is not None and job.state == FAILED and await self._io(self.queue.retry, owner, doc_id):
             await self._io(self.repo.set_index_status, doc_id, PENDING, None)
             doc.index_status, doc.index_error = PENDING, None
-            self._wake.set()
         elif job is None:
             await self.submit(doc, embed=False)
         assert isinstance(doc, DocumentRecord)
@@ -198,122 +158,89 @@ class ImportService:
         return out
 
     async def forget(self, doc: DocumentRecord) -> None:
-        """A deleted document: its job goes; the content's nodes go with its last holder."""
+        """A deleted document: its job goes; the content's nodes go with its last holder
+        (an importer that was importing it checks again when it ends)."""
         await self._io(self.queue.remove, doc.id)
-        await self._ready.wait()
-        if self.index is not None and not await self._io(self.repo.sha_in_use, doc.sha256):
-            await self._work(self.index.remove, doc.sha256)
+        if not await self._io(self.repo.sha_in_use, doc.sha256):
+            await self._io(self.index.delete, doc.sha256)
 
-    # -- workers --------------------------------------------------------------------------
+    # -- events -----------------------------------------------------------------------------
 
-    async def _worker(self) -> None:
+    async def _watch(self) -> None:
         while True:
-            self._wake.clear()
-            job: ImportJob | None = await self._io(self.queue.claim, self._now())
-            if job is None:
-                await self._wake.wait()
-                continue
-            self._busy += 1
             try:
-                await self._run(job)
-            except Exception:  # a bug, not a bad file: keep the worker alive
-                log.exception("import of document %d crashed", job.document_id)
-            finally:
-                self._busy -= 1
+                await self.tell_new_events()
+            except Exception:  # a locked or full database now and then: try again
+                log.exception("reading the import events failed; will try again")
+            await asyncio.sleep(self.settings.import_watch_seconds)
 
-    async def _run(self, job: ImportJob) -> None:
-        doc: DocumentRecord | None = await self._io(self.repo.get, job.owner, job.document_id)
-        if doc is None:  # deleted while queued
-            await self._io(self.queue.done, job.document_id)
-            return
-        await self._io(self.repo.set_index_status, doc.id, IMPORTING, None)
-        self._status(doc, "importing", "Importing into the document index...")
-        started = time.perf_counter()
-        try:
-            outcome, pages, why = await self._work(self._import, job, doc)
-        except Exception as exc:
-            reason = _reason(exc)
-            self._finished(FAILED, started)
-            log.warning("import of document %d failed: %s", doc.id, reason)
-            await self._io(self.queue.fail, doc.id, reason, self._now())
-            await self._io(self.repo.set_index_status, doc.id, FAILED, reason)
-            self._status(doc, "failed", f"Import failed: {reason}", document_id=doc.id, index_status=FAILED)
-            return
-        await self._io(self.repo.set_index_status, doc.id, outcome, why)
-        await self._io(self.queue.done, doc.id)
-        if await self._io(self.repo.get, job.owner, job.document_id) is None:
-            await self.forget(doc)  # deleted while importing: no orphan nodes
-            return
-        self.imported += 1
-        took = self._finished(outcome, started)
-        log.info("document %d: %s (%d pages, %.2f s)%s", doc.id, outcome, pages, took, f": {why}" if why else "")
-        message = ("Imported and searchable" if outcome == INDEXED
-                   else f"Imported: {why}" if why else "Imported: the PDF has no extractable text")
-        self._status(doc, "completed", message, document_id=doc.id, index_status=outcome)
+    async def tell_new_events(self) -> int:
+        """Tell the rooms every event since the last one told; how many."""
+        told = 0
+        while True:
+            events: list[ImportEvent] = await self._io(self.queue.events, self.cursor, 100)
+            for event in events:
+                self._tell(event)
+                self.cursor = event.id
+            told += len(events)
+            if len(events) < 100:
+                return told
 
-    def _finished(self, outcome: str, started: float) -> float:
-        took = time.perf_counter() - started
+    def _tell(self, event: ImportEvent) -> None:
+        if event.status == IMPORTING:
+            self._status(event, "importing", "Importing into the document index...")
+            return
         if self.on_finished is not None:
-            self.on_finished(outcome, took)
-        return took
-
-    def _import(self, job: ImportJob, doc: DocumentRecord) -> tuple[str, int, str | None]:
-        """In an import thread: (``indexed`` | ``no_text``, pages read, why no text if
-        not for want of text on the pages)."""
-        index = self.index
-        assert index is not None
-        if index.has(doc.sha256):
-            if job.embed:
-                index.add_vectors(doc.sha256)
-            return INDEXED, 0, None
-        try:
-            pages = self._extract(self.blobs.path(doc.sha256))
-        except PasswordRequired as exc:
-            return NO_TEXT, 0, str(exc)
-        meta = {"document_id": doc.id, "title": doc.title, "filename": doc.filename}
-        nodes = self._split(index, doc.sha256, pages, meta)
-        if not nodes:
-            return NO_TEXT, len(pages), None
-        index.add(doc.sha256, nodes, embed=job.embed)
-        return INDEXED, len(pages), None
-
-    def _extract(self, path: Path) -> list[str]:
-        return self.reader.extract(path, self.settings.max_pages)
-
-    def _split(self, index: DocumentIndex, sha256: str, pages: list[str], meta: dict[str, Any]) -> list[BaseNode]:
-        if not any(text.strip() for text in pages):
-            return []  # nothing to split: no trip to the child
-        return self.reader.split(sha256, pages, meta, index.chunk_tokens, index.chunk_overlap)
-
-    def _status(self, doc: DocumentRecord, status: str, message: str, **extra: Any) -> None:
-        if doc.session_id is None:
+            self.on_finished(event.status, event.seconds or 0.0)
+        if event.status == FAILED:
+            self._status(event, "failed", f"Import failed: {event.detail}", document_id=event.document_id,
+                         index_status=FAILED)
             return
-        live = self.live_lookup(doc.session_id)
+        why = event.detail
+        message = ("Imported and searchable" if event.status == INDEXED
+                   else f"Imported: {why}" if why else "Imported: the PDF has no extractable text")
+        self._status(event, "completed", message, document_id=event.document_id, index_status=event.status)
+
+    def _status(self, event: ImportEvent, status: str, message: str, **extra: Any) -> None:
+        if event.session_id is None:
+            return
+        live = self.live_lookup(event.session_id)
         if live is not None:
             self.reporter.status(live, status, message, **extra)
         else:
-            self.reporter.status_for(doc.session_id, doc.owner, (), status, message, **extra)
+            self.reporter.status_for(event.session_id, event.owner, (), status, message, **extra)
 
     # -- search ---------------------------------------------------------------------------
 
     async def search(self, owner: str, query: str, top_k: int) -> list[SearchHit]:
         """The owner's best ``top_k`` passages for ``query``."""
-        index = await self.ready()
-        hits: list[SearchHit] = await self._io(self._search, index, owner, query, top_k)
+        await self.ready()
+        hits: list[SearchHit] = await self._io(self._search, owner, query, top_k)
         return hits
 
-    def _search(self, index: DocumentIndex, owner: str, query: str, top_k: int) -> list[SearchHit]:
+    def _search(self, owner: str, query: str, top_k: int) -> list[SearchHit]:
         shas = self.repo.indexed_shas(owner)
-        hits = index.search(query, shas, top_k)
-        docs = self.repo.indexed_by_sha(owner, sorted({h.sha256 for h in hits}))
-        out = [SearchHit(d.id, d.title, d.filename, h.page, h.score, h.text)
-               for h in hits for d in docs.get(h.sha256, [])]
+        matches = search(self.index, query, shas, top_k, self._query_embedder())
+        docs = self.repo.indexed_by_sha(owner, sorted({m.node.sha256 for m in matches}))
+        out = [SearchHit(d.id, d.title, d.filename, m.node.page, m.score, m.node.text)
+               for m in matches for d in docs.get(m.node.sha256, [])]
         return out[:top_k]
 
+    def _query_embedder(self) -> QueryEmbedder | None:
+        """With ``query_embeddings`` on: the embedding model, loaded at the first search
+        (LlamaIndex and torch come into the server then); None otherwise or without the
+        extra."""
+        if not self.settings.query_embeddings or self._no_model:
+            return None
+        with self._embedder_lock:
+            if self._embedder is None:
+                from backend.importer.embeddings import load_embed_model
 
-def _reason(exc: Exception) -> str:
-    from backend.services.importer.extract import ExtractionError
-
-    if isinstance(exc, (ExtractionError, OSError)):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+                model = load_embed_model()
+                if model is None:
+                    log.warning("query_embeddings is on but the [embeddings] extra is not installed: "
+                                "search ranks by keyword only")
+                    self._no_model = True
+                    return None
+                self._embedder = model.get_query_embedding
+            return self._embedder
