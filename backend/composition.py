@@ -35,11 +35,11 @@ from backend.services.ws_hub import WebSocketHub
 from backend.coordination import Coordination, build_coordination
 from backend.settings import Settings
 from backend.storage.base import ChunkStore
+from backend.storage.document_repo import DocumentRepository
 from backend.storage.file_state import FileStateStore
 from backend.storage.local_blobs import LocalBlobStore
 from backend.storage.local_chunks import LocalChunkStore
-from backend.storage.sqlite_docs import SqliteDocumentRepository
-from backend.storage.databases import open_import_queue, open_text_index
+from backend.storage.databases import open_documents, open_import_queue, open_text_index
 
 if TYPE_CHECKING:
     from backend.importer.worker import ImportWorker
@@ -60,7 +60,7 @@ class Services:
     memory: MemoryWatch
     hub: WebSocketHub
     reporter: ProgressReporter
-    repo: SqliteDocumentRepository
+    repo: DocumentRepository
     importer: ImportService
     metrics: Metrics
     rate_limits: SessionRateLimits
@@ -125,7 +125,7 @@ def build_services(settings: Settings) -> Services:
     chunks = LocalChunkStore(settings.partial_dir, pool)
     states = FileStateStore(settings.state_dir, pool)
     blobs = LocalBlobStore(settings.data_dir / "documents", pool)
-    repo = SqliteDocumentRepository(settings.data_dir / "documents.sqlite3")
+    repo = open_documents(settings)
     queue = open_import_queue(settings)
     coordination = build_coordination(settings)
     bus = coordination.bus
