@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "", pattern=r"^(|postgres(ql)?://.*)$", description="PostgreSQL for the document metadata, the import queue and the search index, shared by "
         "every replica and importer ('postgresql://user:pass@host:5432/db'). Empty: SQLite in data_dir.")
+    database_timeout_seconds: float = Field(
+        5, gt=0, description="With database_url: how long a request waits for a PostgreSQL connection (a "
+        "server out of reach, or every pooled connection busy) before 503 storage_unavailable.")
 
     inflight_fraction: float = Field(
         0.25, gt=0, le=1, description="Share of memory_limit_mb that chunk bytes in flight may use."

@@ -11,7 +11,7 @@ from typing import Any
 from backend.errors import NotFound
 from backend.services.models import iso
 from backend.storage.base import BlobStore
-from backend.storage.sqlite_docs import DocumentRecord, SqliteDocumentRepository
+from backend.storage.document_repo import DocumentRecord, DocumentRepository
 
 
 def document_view(doc: DocumentRecord, available: bool) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def document_view(doc: DocumentRecord, available: bool) -> dict[str, Any]:
 
 
 class DocumentService:
-    def __init__(self, repo: SqliteDocumentRepository, blobs: BlobStore, pool: Executor,
+    def __init__(self, repo: DocumentRepository, blobs: BlobStore, pool: Executor,
                  on_delete: Callable[[DocumentRecord], Awaitable[None]] | None = None) -> None:
         """``on_delete``: told after a document is deleted (the importer drops its job and,
         with the content's last holder, its searchable text)."""

@@ -39,7 +39,7 @@ def open_documents(settings: Settings) -> DocumentRepository:
     if url is not None:
         from backend.storage.postgres.documents import PostgresDocumentRepository
 
-        return PostgresDocumentRepository(url)
+        return PostgresDocumentRepository(url, timeout=settings.database_timeout_seconds)
     from backend.storage.sqlite_docs import SqliteDocumentRepository
 
     return SqliteDocumentRepository(settings.data_dir / DOCUMENTS_FILE)
@@ -50,7 +50,7 @@ def open_import_queue(settings: Settings) -> ImportQueue:
     if url is not None:
         from backend.storage.postgres.import_queue import PostgresImportQueue
 
-        return PostgresImportQueue(url)
+        return PostgresImportQueue(url, timeout=settings.database_timeout_seconds)
     from backend.storage.sqlite_imports import SqliteImportQueue
 
     return SqliteImportQueue(settings.data_dir / DOCUMENTS_FILE)
@@ -61,7 +61,7 @@ def open_text_index(settings: Settings) -> TextIndexStore:
     if url is not None:
         from backend.storage.postgres.text_index import PostgresTextIndex
 
-        return PostgresTextIndex(url)
+        return PostgresTextIndex(url, timeout=settings.database_timeout_seconds)
     from backend.storage.sqlite_index import SqliteTextIndex
 
     return SqliteTextIndex(settings.data_dir / INDEX_FILE)
