@@ -33,6 +33,8 @@ import pytest
 from tests.realservers.procs import free_ports, missing, stop, wait_until
 
 PG_USER = "postgres"  # the OS user the server runs as when the tests run as root
+_FAST = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+         "-c", "shared_buffers=64MB"]
 
 
 def pg_bin() -> Path | None:
@@ -83,9 +85,10 @@ def _as_user() -> dict[str, Any]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
-def start_postgres(bindir: Path, attempts: int = 3) -> PostgresServer:
+def start_postgres(bindir: Path, attempts: int = 3, durable: bool = False) -> PostgresServer:
     """initdb into a fresh temp dir and start the server; retried on another port if it
-    loses its port to a race."""
+    loses its port to a race. ``durable``: PostgreSQL's own defaults (fsync, synchronous
+    commits: what a benchmark should pay) instead of the tests' fast settings."""
     root = Path(tempfile.mkdtemp(prefix="test-pg-"))  # under /tmp: the postgres user can reach it
     as_user = _as_user()
     if as_user:
@@ -103,8 +106,7 @@ def start_postgres(bindir: Path, attempts: int = 3) -> PostgresServer:
             with open(log, "ab") as out:
                 proc = subprocess.Popen(
                     [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-                     "-k", str(sock), "-c", "fsync=off", "-c", "synchronous_commit=off",
-                     "-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=64MB"],
+                     "-k", str(sock), *([] if durable else _FAST), "-c", "max_connections=200"],
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=root,
                     start_new_session=True, **as_user)
             server = PostgresServer(root, port, proc, 0.0)
