@@ -1,6 +1,7 @@
 """The import queue's contract (:mod:`backend.storage.import_queue`), run against every
 implementation: ``queues`` opens two handles on one queue, as two importer processes
-would have (today: SQLite; another backend adds itself to ``QUEUES``)."""
+would have: SQLite, and PostgreSQL (a real server from tests/realservers, a fresh
+database per test)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,27 @@ from pathlib import Path
 import pytest
 
 from backend.storage.import_queue import FAILED, IMPORTING, INDEXED, NO_TEXT, QUEUED, RUNNING, ImportQueue
+from backend.storage.postgres.import_queue import PostgresImportQueue
 from backend.storage.sqlite_imports import SqliteImportQueue
 
 Opener = Callable[[], ImportQueue]
 
 
-def _sqlite(tmp_path: Path) -> Opener:
+def _sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
     return lambda: SqliteImportQueue(tmp_path / "documents.sqlite3")
 
 
-QUEUES: dict[str, Callable[[Path], Opener]] = {"sqlite": _sqlite}
+def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
+    url = request.getfixturevalue("postgres_url")
+    return lambda: PostgresImportQueue(url)
+
+
+QUEUES: dict[str, Callable[[Path, pytest.FixtureRequest], Opener]] = {"sqlite": _sqlite, "postgres": _postgres}
 
 
 @pytest.fixture(params=sorted(QUEUES))
 def queues(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[ImportQueue, ImportQueue]]:
-    opener = QUEUES[request.param](tmp_path)
+    opener = QUEUES[request.param](tmp_path, request)
     a, b = opener(), opener()
     yield a, b
     a.close()
