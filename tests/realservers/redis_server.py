@@ -5,7 +5,8 @@ Fixtures:
 - ``redis_server`` (session): the running server; stopped (SIGTERM, then SIGKILL) and
   its directory removed at the end of the session.
 - ``redis_url`` (function): the server's URL, flushed (``FLUSHALL``) before the test, so
-  nothing of one test is seen by the next. A test that stops the server (to check how
+  nothing of one test is seen by the next; ``redis_client``: an asyncio client of it, as
+  the backends connect (:func:`backend.storage.redis.client.connect`), closed after. A test that stops the server (to check how
   the code answers a lost Redis) calls :meth:`RedisServer.restart` before it ends, or
   the next test's fixture starts it again.
 
@@ -19,12 +20,14 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
+from backend.storage.redis.client import connect
 from tests.realservers.procs import free_ports, missing, stop, wait_until
 
 
@@ -136,3 +139,13 @@ def redis_url(redis_server: RedisServer) -> str:
         redis_server.start()
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the server (flushed for this test) as the backends connect, closed after it."""
+    client = connect(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()

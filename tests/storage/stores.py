@@ -13,6 +13,7 @@ from backend.storage.base import BlobStore, ChunkStore, StateStore
 from backend.storage.file_state import FileStateStore
 from backend.storage.local_blobs import LocalBlobStore
 from backend.storage.local_chunks import LocalChunkStore
+from backend.storage.redis.state import RedisStateStore
 
 
 CHUNK_STORES: dict[str, Callable[[Path, pytest.FixtureRequest], ChunkStore]] = {
@@ -20,6 +21,7 @@ CHUNK_STORES: dict[str, Callable[[Path, pytest.FixtureRequest], ChunkStore]] = {
 }
 STATE_STORES: dict[str, Callable[[Path, pytest.FixtureRequest], StateStore]] = {
     "file": lambda root, _: FileStateStore(root / "states"),
+    "redis": lambda _, request: RedisStateStore(request.getfixturevalue("redis_client"), prefix="test"),
 }
 BLOB_STORES: dict[str, Callable[[Path, pytest.FixtureRequest], BlobStore]] = {
     "local": lambda root, _: LocalBlobStore(root / "blobs"),
