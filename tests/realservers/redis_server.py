@@ -15,7 +15,9 @@ Installed by ``make redis`` (``make test`` runs it).
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -29,6 +31,12 @@ from redis.asyncio import Redis
 
 from backend.storage.redis.client import connect
 from tests.realservers.procs import free_ports, missing, stop, wait_until
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the test process dies, even by SIGKILL or a
+    ``timeout`` that skips the fixture's teardown (Linux ``PR_SET_PDEATHSIG``)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 def redis_binary() -> Path | None:
@@ -75,7 +83,7 @@ class RedisServer:
                  "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "yes",
                  "--logfile", ""],
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.root,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=_die_with_parent)
         self.starts += 1
         self.startup_seconds = wait_until(self.ping, self.proc, 30, self.log, "redis-server")
 

@@ -173,3 +173,19 @@ async def test_a_lost_redis_loses_events_to_other_replicas_but_not_the_state(
     assert snap.events == [progress("s1", 5), status("s1", "processing")]
     a.publish(env(status("s1", "completed")))
     await eventually(lambda: any(e.event.get("status") == "completed" for e in heard_b))
+
+
+async def test_stop_ends_even_when_it_lands_inside_a_redis_command(request: pytest.FixtureRequest) -> None:
+    """Stopping right after a publish cancels the sender inside its pipeline, where
+    redis-py may swallow the cancellation; the bus still stops, at once (a server's
+    shutdown must not hang)."""
+    async with redis_client(request) as client:
+        for n in range(20):
+            bus = RedisProgressBus(client, prefix="test")
+            await bus.start()
+            for i in range(50):
+                bus.publish(env(progress("s1", i)))
+            await asyncio.sleep(0.001 * (n % 5))
+            stopping = asyncio.create_task(bus.stop())
+            done, _ = await asyncio.wait({stopping}, timeout=2)  # not wait_for: it could be swallowed too
+            assert stopping in done, f"stop hung (round {n})"

@@ -58,6 +58,7 @@ class RedisProgressBus:
         self.subscribed = asyncio.Event()  # set while the subscription is up (tests wait on it)
         self.dropped = 0
         self.received = 0
+        self._stopping = False
 
     def _room_key(self, session_id: str) -> str:
         return f"{self.prefix}:room:{session_id}"
@@ -88,11 +89,16 @@ class RedisProgressBus:
         return Snapshot(values.get("owner") or None, events)
 
     async def start(self) -> None:
+        self._stopping = False
         self._outbox = asyncio.Queue(OUTBOX)
         self._tasks = [asyncio.create_task(self._send(), name="progress bus: send"),
                        asyncio.create_task(self._listen(), name="progress bus: listen")]
 
     async def stop(self) -> None:
+        """Stop sending and listening. The loops also check ``_stopping`` after each Redis
+        call: redis-py can swallow a cancellation that lands inside a command (it
+        disconnects and goes on), and the task must still end."""
+        self._stopping = True
         await cancel_and_wait(self._tasks, swallow_errors=True)
         self._tasks = []
         self._outbox = None
@@ -123,6 +129,8 @@ class RedisProgressBus:
                     log.warning("progress bus: redis unreachable (%s); events to other replicas are lost "
                                 "until it is back, room state is kept to write then", exc)
                 wait = min(wait * 2, BACKOFF[1])
+            if self._stopping:
+                return
 
     async def _write(self, batch: list[Envelope]) -> None:
         """One pipeline: the room state of the batch (and any left unsaved), then the events.
@@ -160,14 +168,17 @@ class RedisProgressBus:
                 if wait > BACKOFF[0]:
                     log.info("progress bus: subscribed again")
                 wait = BACKOFF[0]
-                while True:
+                while not self._stopping:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self._deliver(message["data"])
+                return
             except REACH_ERRORS as exc:
                 if self.subscribed.is_set():
                     log.warning("progress bus: subscription lost (%s); reconnecting", exc)
                 self.subscribed.clear()
+                if self._stopping:
+                    return
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, BACKOFF[1])
             finally:
