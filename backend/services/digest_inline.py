@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -28,6 +29,7 @@ from backend.services.prefix_worker import PrefixWorker
 from backend.storage.base import ChunkStore, RangeReader
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class StoreReader:
@@ -82,7 +84,7 @@ class InlineDigests:
             self._bridge.loop = asyncio.get_running_loop()
         try:
             return await asyncio.wrap_future(self._thread.submit(self._do, fn, *args))
-        except (KeyError, RuntimeError) as exc:  # an unknown state; the thread shut down
+        except Exception as exc:  # an unknown state, a shut-down thread: as a child that died
             raise DigestLost(f"{type(exc).__name__}: {exc}") from exc
 
     def new_state(self) -> PrefixHandle:
@@ -99,7 +101,11 @@ class InlineDigests:
         return fork_id
 
     def feed(self, fork_id: int, upload_id: str, offset: int, pieces: Sequence[memoryview]) -> None:
-        self.book.feed_bytes(fork_id, offset, pieces)
+        try:
+            self.book.feed_bytes(fork_id, offset, pieces)
+        except Exception:  # the chunk is stored: it must not fail for this; the fork is spoilt
+            log.exception("the inline digest could not feed fork %d; it will be read back", fork_id)
+            self.book.spoil(fork_id)
 
     def discard(self, fork_id: int) -> None:
         self._post(self.book.discard, fork_id)

@@ -122,6 +122,12 @@ class PrefixWorker:
             fork.findings += fork.state.feed(piece)
             fork.written += len(piece)
 
+    def spoil(self, fork_id: int) -> None:
+        """The fork missed bytes: it will not be adopted."""
+        fork = self.forks.get(fork_id)
+        if fork is not None:
+            fork.good = False
+
     def _feed_fork(self, fork: _Fork, length: int) -> None:
         if self._feed(fork.upload_id, fork.state, fork.state.offset, length, fork.findings) != length:
             fork.good = False
