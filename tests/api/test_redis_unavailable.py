@@ -1,0 +1,44 @@
+"""A server on Redis whose Redis stops: every way of opening an upload (the chunk API,
+and tus) answers 503 ``storage_unavailable`` with Retry-After,
+creates nothing, and works again once Redis is back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.app import create_app
+from backend.settings import Settings, temp_settings
+from tests.realservers.redis_server import RedisServer
+
+TUS = {"Tus-Resumable": "1.0.0", "Upload-Length": "1000", "Upload-Metadata": "filename YS5wZGY="}  # a.pdf
+
+
+@pytest.fixture
+async def http(tmp_path: Path, redis_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
+    settings = temp_settings(tmp_path / "srv", redis_url=redis_url)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+            yield client, settings
+
+
+async def test_opening_an_upload_is_503_while_redis_is_away(http: tuple[httpx.AsyncClient, Settings],
+                                                            redis_server: RedisServer) -> None:
+    client, settings = http
+    initiate = {"filename": "a.pdf", "file_size": 1000}
+    assert (await client.post("/api/documents/streaming/initiate", json=initiate)).status_code == 201
+    redis_server.stop()
+    try:
+        for r in (await client.post("/api/documents/streaming/initiate", json=initiate),
+                  await client.post("/files/", headers=TUS)):
+            assert r.status_code == 503, r.text
+            assert r.json()["error"] == "storage_unavailable" and r.headers["retry-after"] == "2"
+        assert len(list(settings.state_dir.glob("*.json"))) == 1  # nothing created
+    finally:
+        redis_server.start()
+    assert (await client.post("/api/documents/streaming/initiate", json=initiate)).status_code == 201
+    assert (await client.post("/files/", headers=TUS)).status_code == 201
