@@ -36,8 +36,6 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from backend.storage.sqlite_base import SqliteStore
 from backend.storage.text_index import Match, StoredNode
 
@@ -132,6 +130,8 @@ class SqliteTextIndex(SqliteStore):
         return self._db.execute("DELETE FROM nodes WHERE sha256 = ?", (sha256,)).rowcount
 
     def put_vectors(self, sha256: str, vectors: Sequence[tuple[str, Sequence[float]]]) -> None:
+        import numpy as np  # only with vectors: the upload server's search never needs it otherwise
+
         rows = []
         for node_id, values in vectors:
             v = np.asarray(values, dtype=np.float32)
@@ -227,6 +227,8 @@ class SqliteTextIndex(SqliteStore):
     def nearest(self, vector: Sequence[float], shas: Collection[str], top_k: int) -> list[Match]:
         if not shas or top_k <= 0:
             return []
+        import numpy as np  # only with vectors (see put_vectors)
+
         q = np.asarray(vector, dtype=np.float32)
         norm = float(np.linalg.norm(q))
         q = q / norm if norm else q
