@@ -76,7 +76,11 @@ redis:
 	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { echo "installing Debian redis-server"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
 
+# The server and one importer next to it (siblings: the server never loads LlamaIndex);
+# Ctrl-C (or the server ending) stops both.
 run: install frontend uppy
+	@$(PY) -m backend.importer & importer=$$!; \
+	trap 'kill -TERM $$importer 2>/dev/null; wait $$importer' EXIT INT TERM; \
 	$(PY) -m backend --host $(HOST) --port $(PORT)
 
 test: install frontend uppy browser tus-js postgres seaweedfs redis
