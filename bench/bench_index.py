@@ -11,7 +11,8 @@ Engines (each measured the same way, each level in fresh processes):
 - ``fts5``: bare SQLite FTS5 (external-content table, ``bm25()``), the candidate as such.
 - ``tantivy``: the ``tantivy`` package (en_stem, a commit per document), when importable.
 - ``bm25s``: the path before (a LlamaIndex docstore persisted whole, the ``bm25s``
-  matrix rebuilt whole after every change), reproduced here as it was.
+  matrix rebuilt whole after every change), reproduced here as it was; it needs the
+  ``[bench]`` extra (``llama-index-retrievers-bm25``), which nothing else uses.
 
 Documents are 100 pages of ~480 words (``tests/textpdf.page_lines``: words unique to the
 page among common ones, as ``bench/bench_import.py`` makes them). For each level a
@@ -407,6 +408,13 @@ def run(engines: list[str], levels: list[int], docs: int, searches: int, timeout
             except ImportError:
                 results["engines"][engine] = {"error": "tantivy is not installed"}
                 print("tantivy: not installed, skipped", flush=True)
+                continue
+        if engine == "bm25s":
+            try:
+                import bm25s  # noqa: F401
+            except ImportError:
+                results["engines"][engine] = {"error": "bm25s is not installed (pip install -e '.[bench]')"}
+                print("bm25s: not installed (the [bench] extra), skipped", flush=True)
                 continue
         root = Path(tempfile.mkdtemp(prefix=f"bench-index-{engine}-"))
         rows: dict[str, Any] = {}
