@@ -102,3 +102,26 @@ def test_semantic_search_when_the_extra_is_installed(tmp_path: Path) -> None:
     assert hits and hits[0].page == 1, hits
     assert time.perf_counter() - start < 5
 
+
+
+def test_the_servers_search_fuses_vectors_only_with_a_query_embedder(tmp_path: Path) -> None:
+    """:func:`backend.services.importer.search.search` (the upload server's, no LlamaIndex):
+    keyword only without an embedder; with one, the nearest vectors fused in by RRF, the
+    same order as the importer's LlamaIndex retriever gives."""
+    from backend.services.importer.search import search
+    from backend.storage.sqlite_index import SqliteTextIndex
+    from backend.storage.text_index import StoredNode
+
+    store = SqliteTextIndex(tmp_path / "index.sqlite3")
+    sha = "f" * 64
+    nodes = [StoredNode(f"{sha}:p{p}:0", sha, p, text) for p, text in
+             ((1, "walrus on the ice"), (2, "the walrus and the carpenter"), (3, "a quiet harbour at dawn"))]
+    store.put(sha, nodes)
+    store.put_vectors(sha, [(nodes[0].node_id, [1.0, 0.0]), (nodes[1].node_id, [0.0, 1.0]),
+                            (nodes[2].node_id, [0.1, 0.9])])
+    keyword = search(store, "walrus", {sha}, 3)
+    assert {m.node.page for m in keyword} == {1, 2}
+    fused = search(store, "walrus", {sha}, 3, lambda q: [0.0, 1.0])
+    assert [m.node.page for m in fused][0] == 2 and {m.node.page for m in fused} == {1, 2, 3}
+    assert search(store, "walrus", set(), 3, lambda q: [0.0, 1.0]) == []
+    store.close()
