@@ -12,6 +12,9 @@ Contract:
   ``upload_status`` ``importing``, then ``completed`` or ``failed``, through the progress
   reporter; each finished import is told to ``on_finished`` (the metrics). A server
   reads the events from its start on: every server tells its own WebSocket clients.
+  With a shared progress bus (Redis) every replica publishes each event, so a client
+  hears a status once per replica (the same status again; one relay per event is
+  still to do).
 - ``search`` is owner-scoped and runs here, on the text index store directly (FTS5, no
   LlamaIndex): only contents of the owner's indexed documents rank. Vector similarity
   is fused in only when ``query_embeddings`` is on (the model is loaded into the server
