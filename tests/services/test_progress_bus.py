@@ -189,3 +189,27 @@ async def test_stop_ends_even_when_it_lands_inside_a_redis_command(request: pyte
             stopping = asyncio.create_task(bus.stop())
             done, _ = await asyncio.wait({stopping}, timeout=2)  # not wait_for: it could be swallowed too
             assert stopping in done, f"stop hung (round {n})"
+
+
+async def test_a_redis_that_refuses_writes_does_not_end_the_bus(
+        replicas: tuple[RedisProgressBus, RedisProgressBus], request: pytest.FixtureRequest) -> None:
+    """Out of memory under ``noeviction``, Redis refuses the state's HSET (a RedisError,
+    not a lost connection): the sender keeps going, and writes the state once it may."""
+    a, b = replicas
+    heard_b: list[Envelope] = []
+    b.subscribe(heard_b.append)
+    async with redis_client(request) as admin:
+        await admin.config_set("maxmemory-policy", "noeviction")
+        await admin.config_set("maxmemory", "1")
+        try:
+            a.publish(env(status("s1", "processing")))
+            await eventually(lambda: len(heard_b) == 1)  # PUBLISH is still allowed
+            await asyncio.sleep(0.2)
+            assert a._unsaved and not any(t.done() for t in a._tasks)
+        finally:
+            await admin.config_set("maxmemory", "0")
+        await eventually(lambda: a._unsaved == {}, timeout=10)
+        snap = await b.snapshot("s1")
+        assert snap is not None and snap.events == [status("s1", "processing")]
+        a.publish(env(status("s1", "completed")))
+        await eventually(lambda: len(heard_b) == 2)

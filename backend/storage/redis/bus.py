@@ -30,6 +30,7 @@ import uuid
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
 from backend.services.progress import ROOM_STATE, STATE_TTL, Envelope, Snapshot, Subscriber, room_state_kind
@@ -124,11 +125,13 @@ class RedisProgressBus:
                 if wait > BACKOFF[0]:
                     log.info("progress bus: redis is back")
                 wait = BACKOFF[0]
-            except REACH_ERRORS as exc:
+            except (*REACH_ERRORS, RedisError) as exc:  # RedisError: e.g. OOM under noeviction
                 if wait == BACKOFF[0]:
-                    log.warning("progress bus: redis unreachable (%s); events to other replicas are lost "
-                                "until it is back, room state is kept to write then", exc)
+                    log.warning("progress bus: redis refused or unreachable (%s); events to other replicas are "
+                                "lost until it is back, room state is kept to write then", exc)
                 wait = min(wait * 2, BACKOFF[1])
+                if not self._stopping:
+                    await asyncio.sleep(wait)  # events queue meanwhile (bounded: the oldest go first)
             if self._stopping:
                 return
 
@@ -173,7 +176,7 @@ class RedisProgressBus:
                     if message is not None and message.get("type") == "message":
                         self._deliver(message["data"])
                 return
-            except REACH_ERRORS as exc:
+            except (*REACH_ERRORS, RedisError) as exc:
                 if self.subscribed.is_set():
                     log.warning("progress bus: subscription lost (%s); reconnecting", exc)
                 self.subscribed.clear()
