@@ -11,9 +11,12 @@ be judged.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 import zlib
 from bisect import bisect_right
+from collections.abc import Iterator
 from typing import Final
 
 from backend.services.pdf.judge import Judge
@@ -24,6 +27,23 @@ from backend.services.pdf.syntax import (
 from backend.services.pdf.values import in_string
 _PAIR_RE: Final = re.compile(rb"(\d{1,10})[\x00\t\n\x0c\r ]+(\d{1,12})")
 _MAX_HEADER: Final = 1 << 20
+#: Compressed input an inflater keeps to rebuild its zlib state when pickled (zlib's
+#: objects do not pickle): past this, it pickles as before (it does not, and the scan's
+#: state is not saved until that stream ends).
+REPLAY_CAP: Final = 256 << 10
+_TRAVEL: contextvars.ContextVar[bool] = contextvars.ContextVar("inflater_travel", default=False)
+
+
+@contextlib.contextmanager
+def travelling() -> Iterator[None]:
+    """Pickles made inside this block leave the process: inflaters pickle as their replay
+    input. Outside it (the scanner's own ``copy``, on the upload path) they do not pickle,
+    and ``copy`` deep-copies the zlib object as it always did (no replay per fork)."""
+    token = _TRAVEL.set(True)
+    try:
+        yield
+    finally:
+        _TRAVEL.reset(token)
 
 
 class BoundedInflater:
@@ -39,11 +59,37 @@ class BoundedInflater:
         self.produced = 0
         self.state = "ok"
         self._z = zlib.decompressobj()
+        self._fed: bytearray | None = bytearray()  # the input so far, while REPLAY_CAP allows
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without the zlib object when its input can be replayed (in state
+        ``ok`` every byte fed was consumed, so inflating it again rebuilds the same
+        state); a finished inflater needs none."""
+        state = dict(self.__dict__)
+        if not _TRAVEL.get():
+            return state
+        if self.state != "ok":
+            state["_z"], state["_fed"] = None, None
+        elif self._fed is not None:
+            del state["_z"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        if "_z" not in state:
+            self._z = zlib.decompressobj()
+            if self._fed:
+                self._z.decompress(bytes(self._fed))
 
     def feed(self, data: bytes | memoryview, allowance: int) -> bytes:
         """Inflate ``data``; return at most ``min(allowance, cap - produced)`` bytes."""
         if self.state != "ok" or not len(data):
             return b""
+        if self._fed is not None:
+            if len(self._fed) + len(data) <= REPLAY_CAP:
+                self._fed += data
+            else:
+                self._fed = None
         limit = max(0, min(allowance, self.cap - self.produced))
         try:
             out = self._z.decompress(data, limit + 1)
