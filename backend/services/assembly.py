@@ -237,14 +237,18 @@ class AssemblyService:
         """Stream the chunk to its place: a worker thread hashes and writes each block and,
         when the chunk starts at the prefix, hands it to the prefix's fork."""
         digest = hashlib.sha256()
-        try:
-            writer: ChunkWriter = await self.chunks.open(live.id, offset, length)
-        except FileNotFoundError:
-            # Cancelled or refused by another request since this one's checks, which
-            # removed the partial file: say why rather than fail.
-            self.ensure_open(live)
-            raise
         fork = await self.prefix.fork(live, offset)
+        try:
+            # A forked chunk is hashed in hand: the store need not keep it readable.
+            writer: ChunkWriter = await self.chunks.open(live.id, offset, length, read_back=fork is None)
+        except BaseException as exc:
+            if fork is not None:
+                self.prefix.discard(fork)
+            if isinstance(exc, FileNotFoundError):
+                # Cancelled or refused by another request since this one's checks, which
+                # removed the partial file: say why rather than fail.
+                self.ensure_open(live)
+            raise
         written = offset
 
         def write(pieces: list[memoryview]) -> None:

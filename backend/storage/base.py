@@ -73,9 +73,12 @@ class ChunkStore(Protocol):
     async def exists(self, upload_id: str) -> bool:
         """Whether the store still holds the upload (false once adopted or deleted)."""
 
-    async def open(self, upload_id: str, offset: int, length: int) -> ChunkWriter:
+    async def open(self, upload_id: str, offset: int, length: int, *, read_back: bool = True) -> ChunkWriter:
         """A writer for the byte range ``[offset, offset + length)`` of the upload (see
-        :class:`ChunkWriter`: a worker thread's). ``FileNotFoundError`` if the upload is gone."""
+        :class:`ChunkWriter`: a worker thread's). ``FileNotFoundError`` if the upload is gone.
+        ``read_back=False``: the caller writes a whole chunk of the chunk grid and hashes its
+        bytes in hand, so it will not read them back before the upload is finished (an
+        object store may then send them straight into a part that cannot be read yet)."""
 
     async def read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:
         """As :meth:`RangeReader.read_into`. A store that cannot read parts before the

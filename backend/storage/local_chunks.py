@@ -126,7 +126,7 @@ class LocalChunkStore:
         fd = os.open(self.local_path(upload_id), os.O_WRONLY)
         return LocalChunkWriter(fd, offset, length)
 
-    async def open(self, upload_id: str, offset: int, length: int) -> LocalChunkWriter:
+    async def open(self, upload_id: str, offset: int, length: int, *, read_back: bool = True) -> LocalChunkWriter:
         return await self._run(self._open, upload_id, offset, length)
 
     async def read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:

@@ -173,10 +173,10 @@ async def test_chunk_racing_a_cancel_is_told_not_crashed(api: Api, small_pdf: by
     store = api.svc.assembly.chunks
     real_open = store.open
 
-    async def cancelled_meanwhile(upload_id: str, offset: int, length: int):  # type: ignore[no-untyped-def]
+    async def cancelled_meanwhile(upload_id: str, offset: int, length: int, **kw):  # type: ignore[no-untyped-def]
         live.session.status = "cancelled"
         await store.delete(upload_id)
-        return await real_open(upload_id, offset, length)
+        return await real_open(upload_id, offset, length, **kw)
 
     store.open = cancelled_meanwhile  # type: ignore[method-assign]
     try:

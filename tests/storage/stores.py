@@ -14,10 +14,12 @@ from backend.storage.file_state import FileStateStore
 from backend.storage.local_blobs import LocalBlobStore
 from backend.storage.local_chunks import LocalChunkStore
 from backend.storage.redis.state import RedisStateStore
+from tests.storage.s3 import s3_blob_store, s3_chunk_store
 
 
 CHUNK_STORES: dict[str, Callable[[Path, pytest.FixtureRequest], ChunkStore]] = {
     "local": lambda root, _: LocalChunkStore(root / "chunks"),
+    "s3": s3_chunk_store,
 }
 STATE_STORES: dict[str, Callable[[Path, pytest.FixtureRequest], StateStore]] = {
     "file": lambda root, _: FileStateStore(root / "states"),
@@ -25,4 +27,5 @@ STATE_STORES: dict[str, Callable[[Path, pytest.FixtureRequest], StateStore]] = {
 }
 BLOB_STORES: dict[str, Callable[[Path, pytest.FixtureRequest], BlobStore]] = {
     "local": lambda root, _: LocalBlobStore(root / "blobs"),
+    "s3": s3_blob_store,
 }
