@@ -37,8 +37,7 @@ from backend.settings import Settings
 from backend.storage.base import ChunkStore
 from backend.storage.document_repo import DocumentRepository
 from backend.storage.file_state import FileStateStore
-from backend.storage.local_blobs import LocalBlobStore
-from backend.storage.local_chunks import LocalChunkStore
+from backend.storage.byte_stores import open_blob_store, open_chunk_store
 from backend.storage.databases import open_documents, open_import_queue, open_text_index
 
 if TYPE_CHECKING:
@@ -122,9 +121,9 @@ def build_digests(settings: Settings, chunks: ChunkStore, scanner_factory: Scann
 def build_services(settings: Settings) -> Services:
     """Every service, each given what it needs at construction, chosen from ``settings``."""
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
-    chunks = LocalChunkStore(settings.partial_dir, pool)
+    chunks = open_chunk_store(settings, pool)
     states = FileStateStore(settings.state_dir, pool)
-    blobs = LocalBlobStore(settings.data_dir / "documents", pool)
+    blobs = open_blob_store(settings, pool, chunks)
     repo = open_documents(settings)
     queue = open_import_queue(settings)
     coordination = build_coordination(settings)

@@ -133,12 +133,26 @@ class Settings(BaseSettings):
         "", description="Redis for what replicas share: rate limits, admission counters, upload locks and the "
         "progress bus ('redis://host:6379/0'). Empty: all of it stays in this process.")
     redis_prefix: str = Field("pdfup", min_length=1, description="Prefix of every Redis key and channel.")
+
+    # -- bytes in an S3-compatible object store (backend/storage/s3/) --
+    storage_backend: Literal["local", "s3"] = Field(
+        "local", description="Where upload bytes and documents live: `local` disk (upload_dir, data_dir) or an "
+        "S3-compatible object store (each upload one multipart upload; documents content-addressed).")
+    s3_endpoint_url: str = Field("", description="The S3 endpoint ('http://127.0.0.1:8333'); empty: AWS's own.")
+    s3_bucket: str = Field("", description="The bucket (it must exist); required with storage_backend=s3.")
+    s3_access_key_id: str = Field("", description="S3 access key; empty: boto3's usual sources (env, profile, role).")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key (with s3_access_key_id).")
+    s3_region: str = Field("us-east-1", min_length=1, description="S3 region (signing).")
+    s3_prefix: str = Field("", pattern=r"^([A-Za-z0-9._-]+/)*$", description="Key prefix of everything the "
+                           "server stores in the bucket ('pdfup/'), so that a bucket can be shared.")
     log_format: Literal["json", "text"] = Field("json", description="One JSON object per log line, or plain text.")
 
     @model_validator(mode="after")
     def _resolve_dirs(self) -> Settings:
         if self.upload_dir is None:
             self.upload_dir = self.data_dir / "partial"
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("STREAMING_STORAGE_BACKEND=s3 needs STREAMING_S3_BUCKET")
         return self
 
     @property
@@ -153,6 +167,12 @@ class Settings(BaseSettings):
     @property
     def default_chunk_size(self) -> int:
         return int(self.chunk_size_mb * MIB)
+
+    @property
+    def min_chunk_size(self) -> int:
+        """The least chunk the server chooses for files of 10 MiB and more: S3's least part
+        size in S3 mode (a whole chunk is then one part), else 2 MiB."""
+        return 5 * MIB if self.storage_backend == "s3" else 2 * MIB
 
     @property
     def inflight_budget(self) -> int:

@@ -18,7 +18,7 @@ from backend.importer.worker import ImportWorker
 from backend.logs import configure_logging
 from backend.settings import Settings
 from backend.storage.databases import describe, open_documents, open_import_queue
-from backend.storage.local_blobs import LocalBlobStore
+from backend.storage.byte_stores import open_blob_store
 
 log = logging.getLogger("backend.importer")
 
@@ -27,7 +27,7 @@ async def serve(settings: Settings, workers: int | None) -> None:
     """Run an importer until SIGINT or SIGTERM."""
     repo = open_documents(settings)
     queue = open_import_queue(settings)
-    worker = ImportWorker(settings, repo, queue, LocalBlobStore(settings.data_dir / "documents"), workers=workers)
+    worker = ImportWorker(settings, repo, queue, open_blob_store(settings), workers=workers)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

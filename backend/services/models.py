@@ -16,11 +16,12 @@ MEDIUM_FILE = 100 * MIB
 UPLOADING, PROCESSING, COMPLETED, FAILED, CANCELLED = "uploading", "processing", "completed", "failed", "cancelled"
 
 
-def choose_chunk_size(file_size: int, requested: int) -> int:
-    """API.md: under 10 MB 2 MiB; under 100 MB at most 8 MiB; else the request, clamped."""
+def choose_chunk_size(file_size: int, requested: int, minimum: int = MIN_CHUNK) -> int:
+    """API.md: under 10 MB 2 MiB; else the request, clamped to ``minimum``-8 MiB (the
+    server chooses: ``minimum`` is 5 MiB in S3 mode, S3's least part size)."""
     if file_size < SMALL_FILE:
         return MIN_CHUNK
-    size = min(max(requested, MIN_CHUNK), MAX_CHUNK)
+    size = min(max(requested, minimum, MIN_CHUNK), MAX_CHUNK)
     return size
 
 

@@ -123,7 +123,8 @@ class SessionService:
         self.admission.ensure_slot(None)
         self.admission.ensure_owner_quota(owner, req.file_size)  # no await from here to self.live[...]: no race
         now = self.clock()
-        chunk_size = choose_chunk_size(req.file_size, req.chunk_size or self.settings.default_chunk_size)
+        chunk_size = choose_chunk_size(req.file_size, req.chunk_size or self.settings.default_chunk_size,
+                                       self.settings.min_chunk_size)
         session = Session(
             session_id=str(uuid.uuid4()),
             owner=owner,
