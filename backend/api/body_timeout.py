@@ -19,7 +19,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from backend.errors import RequestTimeout
+from starlette.requests import ClientDisconnect
+
+from backend.errors import RequestTimeout, UploadError
+
+#: Most of a refused body read on so that the client hears the refusal (more: the
+#: connection is closed on it).
+DRAIN_LIMIT = 16 << 20
 
 
 class _Watch:
@@ -71,3 +77,17 @@ async def idle_bounded(stream: AsyncIterator[bytes], seconds: float) -> AsyncIte
             yield piece
     finally:
         watch.stop()
+
+
+async def drain(stream: AsyncIterator[bytes], limit: int = DRAIN_LIMIT) -> None:
+    """Read what is left of a refused body, up to ``limit`` bytes, so the client hears the
+    refusal: a server that answers and closes with the body unread resets the connection,
+    and the client's kernel then drops the answer before the client has read it."""
+    seen = 0
+    try:
+        async for piece in stream:
+            seen += len(piece)
+            if seen > limit:
+                return
+    except (ClientDisconnect, OSError, UploadError):
+        return

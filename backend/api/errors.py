@@ -10,10 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend.api.body_timeout import drain, idle_bounded
 from backend.api.wording import describe_all
 from backend.errors import Unauthorized, UploadError
 
 log = logging.getLogger(__name__)
+
+#: How long a refused body may go quiet while it is read on (see :func:`drain`).
+DRAIN_IDLE_SECONDS = 5.0
 
 #: Domain code -> HTTP status, for the REST API (the tus router has its own table).
 REST_STATUS: dict[str, int] = {
@@ -45,6 +49,14 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "
                413: "file_too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable"}
 
 
+def _body_unread(request: Request, status: int) -> bool:
+    """A refusal by the router itself (no route for the path, or not for the method): no
+    endpoint ran, so a request body, if any, is still unread."""
+    if status == 405:
+        return True
+    return status == 404 and "endpoint" not in request.scope
+
+
 def envelope(status: int, code: str, message: str, headers: dict[str, str] | None = None,
              **extra: object) -> JSONResponse:
     body: dict[str, object] = {"success": False, "error": code, "message": message}
@@ -66,6 +78,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if _body_unread(request, exc.status_code):
+            await drain(idle_bounded(request.stream(), DRAIN_IDLE_SECONDS))
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return envelope(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
 

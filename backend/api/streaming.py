@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Request
 from starlette.requests import ClientDisconnect
 
-from backend.api.body_timeout import idle_bounded
+from backend.api.body_timeout import drain, idle_bounded
 from backend.api.deps import client_ip, owner, services
 from backend.api.links import INITIATE_LINKS
 from backend.api.multipart import ChunkForm
@@ -33,7 +33,6 @@ router = APIRouter(prefix="/api/documents/streaming", tags=["streaming upload"],
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 404, 408, 409, 410, 413, 415, 422, 429, 503, 507)
 }
-DRAIN_LIMIT = 16 << 20
 
 CHUNK_BODY = {
     "requestBody": {
@@ -96,18 +95,6 @@ def _int_field(fields: dict[str, str], name: str, required: bool) -> int | None:
         raise InvalidChunk(f"form field {name!r} must be an integer, not {raw[:40]!r}") from None
 
 
-async def _drain(stream: AsyncIterator[bytes]) -> None:
-    """Read what is left of a refused body, so the client hears the refusal."""
-    seen = 0
-    try:
-        async for piece in stream:
-            seen += len(piece)
-            if seen > DRAIN_LIMIT:
-                return
-    except (ClientDisconnect, OSError):
-        return
-
-
 @router.post("/chunk/{session_id}", response_model=ChunkOut, responses=ERRORS, openapi_extra=CHUNK_BODY)
 async def upload_chunk(
     session_id: str, request: Request, svc: Services = Depends(services), who: str = Depends(owner)
@@ -134,7 +121,7 @@ async def upload_chunk(
     except UploadError as exc:
         svc.metrics.chunk_refused(exc.code)
         if not isinstance(exc, RequestTooLarge):  # an oversized body is not worth reading on
-            await _drain(stream)
+            await drain(stream)
         raise
     svc.metrics.chunk_accepted(time.perf_counter() - started)
     return {
