@@ -156,7 +156,7 @@ class ImportWorker:
         renew = asyncio.create_task(self._renew(job), name=f"lease of document {doc.id}")
         started = time.perf_counter()
         try:
-            outcome, pages, why = await self._work(self._import, job, doc)
+            outcome, pages, why = await self._import(job, doc)
         except Exception as exc:
             reason = _reason(exc)
             log.warning("import of document %d failed: %s", doc.id, reason)
@@ -179,19 +179,25 @@ class ImportWorker:
         if self.index is not None and not await self._work(self.repo.sha_in_use, doc.sha256):
             await self._work(self.index.remove, doc.sha256)
 
-    # -- one import, in a thread ------------------------------------------------------------
+    # -- one import: the index in a thread, the file through the blob store --------------
 
-    def _import(self, job: ImportJob, doc: DocumentRecord) -> tuple[str, int, str | None]:
+    async def _import(self, job: ImportJob, doc: DocumentRecord) -> tuple[str, int, str | None]:
         """(``indexed`` | ``no_text``, pages read, why no text if not for want of text on
-        the pages)."""
+        the pages). Content already indexed is not fetched from the blob store again."""
         index = self.index
         assert index is not None
-        if index.has(doc.sha256):
+        if await self._work(index.has, doc.sha256):
             if job.embed:
-                index.add_vectors(doc.sha256)
+                await self._work(index.add_vectors, doc.sha256)
             return INDEXED, 0, None
+        async with self.blobs.materialize(doc.sha256) as path:
+            result: tuple[str, int, str | None] = await self._work(self._read_and_index, index, job, doc, path)
+        return result
+
+    def _read_and_index(self, index: DocumentIndex, job: ImportJob, doc: DocumentRecord,
+                        path: Path) -> tuple[str, int, str | None]:
         try:
-            pages = self._extract(self.blobs.path(doc.sha256))
+            pages = self._extract(path)
         except PasswordRequired as exc:
             return NO_TEXT, 0, str(exc)
         meta = {"document_id": doc.id, "title": doc.title, "filename": doc.filename}

@@ -153,6 +153,3 @@ class BlobStore(Protocol):
     async def delete(self, sha256: str) -> None:
         """Remove the content; no error when there is none."""
 
-    def path(self, sha256: str) -> Path:
-        """Transitional, local disk only: the importer's last direct use of a file. It
-        goes once the importer reads through :meth:`materialize`; no other caller."""
