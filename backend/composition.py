@@ -19,6 +19,7 @@ from backend.services.importer.service import ImportService
 from backend.services.metrics import Metrics, Sources
 from backend.services.prefix import PrefixService
 from backend.services.digest import Digests
+from backend.services.digest_handover import Handover
 from backend.services.digest_inline import InlineDigests
 from backend.services.prefix_lane import PrefixLane
 from backend.services.prefix_state import ScannerFactory
@@ -76,7 +77,8 @@ class Services:
         await self.importer.start()
         if self.import_worker is not None:
             await self.import_worker.start()
-        await self.completion.recover()
+        if not self.sessions.ledger.shared:  # shared: another replica may be completing it now
+            await self.completion.recover()
         await self.sessions.sweep()
         self.tasks.append(asyncio.create_task(self._sweeper(), name="sweeper"))
         self.tasks.append(asyncio.create_task(self.memory.watch(), name="memory watch"))
@@ -122,20 +124,24 @@ def build_services(settings: Settings) -> Services:
     """Every service, each given what it needs at construction, chosen from ``settings``."""
     pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="io")
     chunks = open_chunk_store(settings, pool)
-    states = FileStateStore(settings.state_dir, pool)
     blobs = open_blob_store(settings, pool, chunks)
     repo = open_documents(settings)
     queue = open_import_queue(settings)
     coordination = build_coordination(settings)
+    states = coordination.states if coordination.states is not None else FileStateStore(settings.state_dir, pool)
     bus = coordination.bus
     hub = WebSocketHub()
     bus.subscribe(hub.deliver)
     reporter = ProgressReporter(bus, settings.progress_interval_seconds)
     metrics = Metrics()
-    ledger = SessionLedger(states, chunks, reporter, pool)
+    ledger = SessionLedger(states, chunks, reporter, pool, shared=coordination.states is not None)
     inspector: Inspector = SandboxedInspector(settings) if settings.inspect_isolation == "process" else inspect_pdf
     validation = ValidationService(settings, pool, reporter, inspector, on_reject=ledger.fail)
-    prefix = PrefixService(build_digests(settings, chunks, validation.scanner_factory), validation.on_findings)
+    if coordination.digests is not None:  # several replicas: the prefix continues where the bytes land
+        inline = InlineDigests(chunks, validation.scanner_factory, portable=True)
+        prefix = PrefixService(inline, validation.on_findings, Handover(inline, coordination.digests))
+    else:
+        prefix = PrefixService(build_digests(settings, chunks, validation.scanner_factory), validation.on_findings)
     importer = ImportService(settings, repo, queue, open_text_index(settings), reporter, pool, ledger.live.get,
                              on_finished=metrics.import_finished)
     documents = DocumentService(repo, blobs, pool, on_delete=importer.forget)
@@ -160,7 +166,7 @@ def build_services(settings: Settings) -> Services:
         backpressure=lambda: {"wait": budget.waits, "refusal": budget.refusals},
         rate_limited=lambda: dict(rate_limits.refusals),
     ))
-    uploads = UploadService(sessions, assembly, AppendService(assembly), completion)
+    uploads = UploadService(sessions, assembly, AppendService(assembly, coordination.locks), completion)
     worker = None
     if settings.import_in_server:  # LlamaIndex and PDFium come into this process only here
         from backend.importer.worker import ImportWorker

@@ -10,8 +10,10 @@ locks (tests/storage/test_locks_contract.py), the admission counters
 :meth:`Coordination.start` starts the bus's background work; :meth:`Coordination.stop`
 stops it and closes the Redis connections.
 
-Wired today: the bus and the limiter. ``locks``, ``counters`` and ``states`` are built
-here for the services that will take them (see README, "Redis").
+All are wired by the composition: with Redis, ``states`` is the session state store,
+``digests`` keeps the prefix states that move between replicas
+(:mod:`backend.services.digest_handover`), ``locks`` serialize appends and ``counters``
+admit uploads across replicas (see README, "Several replicas: Redis").
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from backend.storage.base import StateStore
 from backend.storage.locks import LocalLocker, UploadLocker
 from backend.storage.redis.bus import RedisProgressBus
 from backend.storage.redis.client import connect
+from backend.storage.redis.digests import RedisDigestStates
 from backend.storage.redis.limiter import RedisRateLimiter
 from backend.storage.redis.locks import RedisLocker
 from backend.storage.redis.slots import RedisCounters
@@ -42,6 +45,7 @@ class Coordination:
     counters: AdmissionCounters
     states: StateStore | None = None  # None: the composition's own (files in state_dir)
     redis: Redis | None = None
+    digests: RedisDigestStates | None = None  # saved prefix states (several replicas only)
 
     @property
     def backend(self) -> str:
@@ -64,4 +68,4 @@ def build_coordination(settings: Settings) -> Coordination:
     prefix = settings.redis_prefix
     return Coordination(RedisProgressBus(redis, prefix, ttl), RedisRateLimiter(redis, prefix),
                         RedisLocker(redis, prefix), RedisCounters(redis, prefix, idle=settings.active_idle_seconds),
-                        RedisStateStore(redis, prefix), redis)
+                        RedisStateStore(redis, prefix), redis, RedisDigestStates(redis, prefix, ttl))

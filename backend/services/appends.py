@@ -11,8 +11,12 @@ the bytes like any chunk after a restart (:meth:`PrefixService.rebuild`).
 Contract:
 - Offset first: an append that does not start at the offset is refused
   (``OffsetMismatch``, with the offset) before a byte is read.
-- One append at a time per upload. A new one asks the one in progress to stop where it
-  is (a client that reconnects must not wait for its own dead request to time out),
+- One append at a time per upload, on any replica: an upload lock
+  (:class:`~backend.storage.locks.UploadLocker`: a token, an expiry, a release request;
+  in this process or in Redis). A new append asks the one in progress to stop where it
+  is (a client that reconnects must not wait for its own dead request to time out:
+  tusd's ``requestUnlock``), takes the lock once it is released, or once it expired
+  (its holder died with its replica), reads the session as the store holds it now, and
   then checks its offset against what the old one kept.
 - A body cut off (the client went away, or stopped sending) keeps what arrived: it is
   recorded, and the error is raised after. With a checksum, the body counts only whole:
@@ -42,11 +46,15 @@ from backend.services.block_sink import BlockSink
 from backend.services.live import LiveSession
 from backend.services.tasks import outlive
 from backend.storage.base import ChunkWriter
+from backend.storage.locks import LocalLocker, UploadLocker, held
 
 log = logging.getLogger(__name__)
 
 CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
 TAKEOVER_WAIT = 10.0
+#: How long an append's lock lasts without renewal (renewed every 0.2 s while it runs): a
+#: replica that died holding it delays the next append by at most this.
+LEASE_TTL = 5.0
 
 
 class Stopped(Exception):
@@ -92,40 +100,48 @@ class _Cells:
 
 
 class AppendService:
-    def __init__(self, assembly: AssemblyService) -> None:
+    def __init__(self, assembly: AssemblyService, locks: UploadLocker | None = None) -> None:
+        """``locks``: the upload locks (shared by the replicas; this process's by default)."""
         self.assembly = assembly
         self.sessions = assembly.sessions
         self.prefix = assembly.prefix
         self.chunks = assembly.chunks
         self.validation = assembly.validation
+        self.locks: UploadLocker = locks if locks is not None else LocalLocker()
 
-    async def settle(self, live: LiveSession) -> None:
-        """Stop an append still in flight and wait until it has recorded what it got, so
-        that an offset read now is one the next append is accepted at (a client that
-        reconnects asks where to resume while its dead request may still be running).
-        Raises ServerBusy when it does not stop within ``TAKEOVER_WAIT``."""
-        if live.append_stop is None:
-            return
-        live.append_stop.set()
+    async def settle(self, live: LiveSession) -> LiveSession:
+        """Stop an append still in flight (on any replica) and wait until it has recorded
+        what it got, so that an offset read now is one the next append is accepted at (a
+        client that reconnects asks where to resume while its dead request may still be
+        running). Returns the session as it stands then. Raises ServerBusy when the append
+        does not stop within ``TAKEOVER_WAIT``."""
+        lease = await self.locks.acquire(live.id, ttl=LEASE_TTL, wait=TAKEOVER_WAIT)
+        if lease is None:
+            raise ServerBusy("another request is still writing to this upload; retry", retry_after=1)
         try:
-            await asyncio.wait_for(live.append_lock.acquire(), TAKEOVER_WAIT)
-        except TimeoutError:
-            raise ServerBusy("another request is still writing to this upload; retry", retry_after=1) from None
-        live.append_lock.release()
+            return await self._current(live)
+        finally:
+            await self.locks.release(lease)
+
+    async def _current(self, live: LiveSession) -> LiveSession:
+        """The session as the store holds it (another replica may have appended)."""
+        if not self.sessions.ledger.shared:
+            return live
+        current = await self.sessions.ledger.refresh(live.id)
+        if current is None:
+            raise SessionNotActive(f"session {live.id} was ended")
+        return current
 
     async def append(self, live: LiveSession, offset: int, data: AsyncIterator[bytes | memoryview],
                      checksum: Checksum | None = None) -> int:
         """Write the body at ``offset``; the upload's new offset (see the module doc)."""
-        s = live.session
         self.assembly.ensure_open(live)
-        if live.append_stop is not None:
-            live.append_stop.set()
-        try:
-            await asyncio.wait_for(live.append_lock.acquire(), TAKEOVER_WAIT)
-        except TimeoutError:
-            raise SessionNotActive("another request is still writing to this upload; retry") from None
-        stop = live.append_stop = asyncio.Event()
-        try:
+        lease = await self.locks.acquire(live.id, ttl=LEASE_TTL, wait=TAKEOVER_WAIT)
+        if lease is None:
+            raise SessionNotActive("another request is still writing to this upload; retry")
+        async with held(self.locks, lease) as stop:
+            live = await self._current(live)
+            s = live.session
             self.assembly.ensure_open(live)
             if offset != s.offset:
                 raise OffsetMismatch(f"the upload's bytes end at {s.offset}, not {offset}", offset=s.offset)
@@ -137,10 +153,6 @@ class AppendService:
             finally:
                 live.in_flight -= 1
                 live.last_activity = time.monotonic()
-        finally:
-            if live.append_stop is stop:
-                live.append_stop = None
-            live.append_lock.release()
 
     async def _append(self, live: LiveSession, offset: int, data: AsyncIterator[bytes | memoryview],
                       checksum: Checksum | None, stop: asyncio.Event) -> int:
@@ -260,13 +272,38 @@ class AppendService:
     async def _blocks(data: AsyncIterator[bytes | memoryview], limit: int,
                       stop: asyncio.Event) -> AsyncIterator[list[memoryview]]:
         """The body's pieces grouped into blocks of about ``BLOCK`` bytes, without copies;
-        ``FileTooLarge`` past ``limit`` bytes; ``Stopped`` once a newer append asks."""
+        ``FileTooLarge`` past ``limit`` bytes; ``Stopped`` once a newer append asks, at
+        once even while waiting on a client that sends nothing (its read is interrupted:
+        a stalled request must not hold the upload for the next one)."""
         pieces: list[memoryview] = []
         size = received = 0
+        task = asyncio.current_task()
+        reading = interrupted = False
+
+        async def watch() -> None:
+            nonlocal interrupted
+            await stop.wait()
+            if reading and task is not None:  # else the loop sees ``stop`` before its next read
+                interrupted = True
+                task.cancel()
+
+        watcher = asyncio.create_task(watch())
+        it = data.__aiter__()
         try:
-            async for piece in data:
+            while True:
                 if stop.is_set():
                     raise Stopped()
+                reading = True
+                try:
+                    piece = await it.__anext__()
+                except StopAsyncIteration:
+                    break
+                except asyncio.CancelledError:
+                    if interrupted and task is not None and task.uncancel() == 0:
+                        raise Stopped() from None
+                    raise
+                finally:
+                    reading = False
                 received += len(piece)
                 if received > limit:
                     raise FileTooLarge(f"the body goes {received - limit} bytes past the upload's length")
@@ -279,5 +316,7 @@ class AppendService:
             if pieces:  # what arrived before the cut is kept, the last partial block too
                 yield pieces
             raise
+        finally:
+            watcher.cancel()
         if pieces:
             yield pieces

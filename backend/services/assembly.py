@@ -93,7 +93,7 @@ class AssemblyService:
     ) -> ChunkResult:
         """Accept one chunk. ``offset`` defaults to the chunk's place; ``checksum`` is
         asked for once ``data`` is consumed (a form may carry it after the file)."""
-        live = self.sessions.get(owner, session_id)
+        live = await self.sessions.fetch(owner, session_id)
         s = live.session
         self.ensure_open(live)
         if not 0 <= chunk_id < s.total_chunks:

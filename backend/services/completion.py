@@ -61,7 +61,7 @@ class CompletionService:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
     async def complete(self, owner: str, session_id: str) -> Completed:
-        live = self.sessions.get(owner, session_id)
+        live = await self.sessions.fetch(owner, session_id)
         async with live.complete_lock:
             s = live.session
             if s.status == COMPLETED and s.document_id is not None:
@@ -165,6 +165,7 @@ class CompletionService:
         """The whole-file hash, the streaming findings and the scan's summary, once the
         prefix consumers have seen every byte."""
         s = live.session
+        await self.prefix.adopt(live)  # several replicas: the furthest saved state
         for _ in range(2):  # a prefix lost with its worker is rebuilt once
             if live.prefix is None:
                 bad = await self.prefix.rebuild(live)

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from backend.services.digest import DigestLost, PrefixHandle, Progress, Range
-from backend.services.prefix_state import ScannerFactory
+from backend.services.prefix_state import PrefixState, ResumableSha256, ScannerFactory
 from backend.services.prefix_worker import PrefixWorker
 from backend.storage.base import ChunkStore, RangeReader
 
@@ -47,13 +47,16 @@ class StoreReader:
 
 
 class InlineDigests:
-    def __init__(self, chunks: ChunkStore, scanner_factory: ScannerFactory) -> None:
-        """Reads back through ``chunks.blocking_reader()``, or its ``read_into`` on the loop."""
+    def __init__(self, chunks: ChunkStore, scanner_factory: ScannerFactory, *, portable: bool = False) -> None:
+        """Reads back through ``chunks.blocking_reader()``, or its ``read_into`` on the loop.
+        ``portable``: states hash with a serializable SHA-256, so that :meth:`snapshot`
+        and :meth:`restore` can move them between replicas (issue 15)."""
         reader: RangeReader | None = chunks.blocking_reader()
         self._bridge: StoreReader | None = None
         if reader is None:
             reader = self._bridge = StoreReader(chunks)
-        self.book = PrefixWorker(reader, scanner_factory)
+        self.portable = portable
+        self.book = PrefixWorker(reader, scanner_factory, ResumableSha256 if portable else None)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
         self._ids = itertools.count(1)
         self._forgotten: collections.deque[int] = collections.deque()  # appended by finalizers
@@ -126,3 +129,31 @@ class InlineDigests:
 
     async def finish(self, prefix: PrefixHandle) -> tuple[str, list[Any], dict[str, Any], int]:
         return await self._ask(self.book.finish, prefix.id)
+
+    # -- states that travel (several replicas) ------------------------------------------
+
+    async def snapshot(self, prefix: PrefixHandle) -> tuple[int, bytes] | None:
+        """(offset, the state as bytes) for :meth:`restore` on another replica; None when
+        the state cannot travel now (see :meth:`PrefixState.dumps`)."""
+        return await self._ask(self._export, prefix.id)
+
+    def _export(self, state_id: int) -> tuple[int, bytes] | None:
+        state = self.book.states.get(state_id)
+        blob = state.dumps() if state is not None else None
+        return (state.offset, blob) if state is not None and blob is not None else None
+
+    async def restore(self, blob: bytes) -> PrefixHandle | None:
+        """A state made from a :meth:`snapshot` (None if it does not load)."""
+        prefix = PrefixHandle(self)
+        progress = await self._ask(self._import, prefix.id, blob)
+        if progress is None:
+            return None
+        prefix.update(progress)
+        return prefix
+
+    def _import(self, state_id: int, blob: bytes) -> Progress | None:
+        state = PrefixState.loads(blob)
+        if state is None:
+            return None
+        self.book.states[state_id] = state
+        return state.offset, state.scan_summary()

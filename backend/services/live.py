@@ -50,8 +50,6 @@ class LiveSession:
     meter: SpeedMeter = field(default_factory=SpeedMeter)
     catchup_task: asyncio.Task[None] | None = None
     in_flight: int = 0
-    append_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one append (tus PATCH) at a time
-    append_stop: asyncio.Event | None = None  # set by a newer append: the one in progress stops
 
     @property
     def id(self) -> str:

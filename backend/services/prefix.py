@@ -19,6 +19,10 @@ The commit, catch-up or rebuild that brings the prefix to the end of the file al
 finishes the scan there (in the same operation): the findings only the end
 reveals come with it, to be judged before that chunk is answered.
 
+Several replicas (``handover``, :mod:`backend.services.digest_handover`): a state that
+moved forward is published to the shared store, and before a fork, a catch-up or the
+finish a replica adopts the saved state if it is further than its own.
+
 Catch-up and rebuild hold the session's ``prefix_lock``. Findings go to ``on_findings``,
 which may fail the session. A digest that lost a state (its child died: ``DigestLost``)
 leaves the session's prefix ``None``; it is rebuilt from the bytes when next needed.
@@ -33,6 +37,7 @@ from typing import Any
 
 from backend.errors import SecurityRejected
 from backend.services.digest import DigestLost, Digests, PrefixHandle, Range
+from backend.services.digest_handover import Handover
 from backend.services.live import LiveSession
 from backend.services.models import UPLOADING
 
@@ -42,9 +47,20 @@ FindingsHandler = Callable[[LiveSession, list[Any]], Awaitable[None]]
 
 
 class PrefixService:
-    def __init__(self, digests: Digests, on_findings: FindingsHandler) -> None:
+    def __init__(self, digests: Digests, on_findings: FindingsHandler, handover: Handover | None = None) -> None:
         self.digests = digests
         self.on_findings = on_findings
+        self.handover = handover
+
+    async def adopt(self, live: LiveSession) -> None:
+        """Several replicas: take the saved state if it is further than this replica's."""
+        if self.handover is not None:
+            async with live.prefix_lock:
+                await self.handover.adopt(live)
+
+    async def _publish(self, live: LiveSession) -> None:
+        if self.handover is not None:
+            await self.handover.publish(live)
 
     def new_state(self) -> PrefixHandle:
         return self.digests.new_state()
@@ -54,6 +70,9 @@ class PrefixService:
     async def fork(self, live: LiveSession, offset: int) -> int | None:
         """A fork of the prefix for a chunk starting at ``offset``, if the prefix ends there."""
         prefix = live.prefix
+        if self.handover is not None and (prefix is None or prefix.offset != offset):
+            await self.adopt(live)
+            prefix = live.prefix
         if prefix is None or prefix.offset != offset:
             return None
         return await self.digests.fork(prefix)
@@ -79,6 +98,8 @@ class PrefixService:
             self._lost(live, prefix)
             return []
         prefix.update(progress)
+        if adopted:
+            await self._publish(live)
         return findings if adopted else []
 
     @staticmethod
@@ -93,10 +114,13 @@ class PrefixService:
     def schedule_catch_up(self, live: LiveSession) -> None:
         """Start a catch-up unless one is running; it loops until the prefix stops growing."""
         prefix = live.prefix
-        if prefix is None or prefix.offset >= live.session.file_size:
-            return
-        if prefix.offset // live.session.chunk_size not in live.session.chunks:
-            return
+        if self.handover is None:
+            if prefix is None or prefix.offset >= live.session.file_size:
+                return
+            if prefix.offset // live.session.chunk_size not in live.session.chunks:
+                return
+        elif prefix is not None and prefix.offset >= live.session.file_size:
+            return  # shared: another replica's saved state may be further; the catch-up looks
         if live.catchup_task is None or live.catchup_task.done():
             live.catchup_task = asyncio.create_task(self._catch_up(live), name=f"catch-up {live.id}")
 
@@ -104,6 +128,8 @@ class PrefixService:
         s = live.session
         while s.status == UPLOADING:
             async with live.prefix_lock:
+                if self.handover is not None:
+                    await self.handover.adopt(live)
                 prefix = live.prefix
                 if prefix is None or prefix.offset >= s.file_size:
                     return
@@ -118,6 +144,8 @@ class PrefixService:
                     self._lost(live, prefix)
                     return
                 prefix.update(progress)
+                if ok:
+                    await self._publish(live)
                 if not ok:
                     # The store no longer holds what was recorded: forget the chunk so
                     # the client sends it again; rebuild the prefix from scratch later.
@@ -183,6 +211,7 @@ class PrefixService:
             live.prefix = prefix
             if bad:
                 live.touch()
+            await self._publish(live)
         if findings:
             await self.on_findings(live, findings)  # a rejection propagates to the caller
         self.schedule_catch_up(live)

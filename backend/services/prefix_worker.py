@@ -47,7 +47,7 @@ from typing import Any
 
 from backend.services.children import die_with_parent
 from backend.services.digest import Progress
-from backend.services.prefix_state import PrefixState, ScannerFactory
+from backend.services.prefix_state import HasherFactory, PrefixState, ScannerFactory
 from backend.storage.base import RangeReader
 
 READ_BLOCK = 1 << 20
@@ -67,9 +67,13 @@ class PrefixWorker:
     """Holds each session's prefix state by id; one caller at a time, except
     :meth:`feed_bytes`, which only touches its own fork."""
 
-    def __init__(self, chunks: RangeReader, scanner_factory: ScannerFactory) -> None:
+    def __init__(self, chunks: RangeReader, scanner_factory: ScannerFactory,
+                 hasher_factory: HasherFactory | None = None) -> None:
+        """``hasher_factory``: the whole-file hasher (hashlib's SHA-256 by default; a
+        serializable one where states travel between replicas)."""
         self.chunks = chunks
         self.scanner_factory = scanner_factory
+        self.hasher_factory = hasher_factory
         self.states: dict[int, PrefixState] = {}
         self.forks: dict[int, _Fork] = {}
         self._buf = bytearray(READ_BLOCK)  # every full block is read into this one
@@ -83,8 +87,11 @@ class PrefixWorker:
         the scanner's ``finish`` is idempotent, so a later ``finish`` adds none."""
         return state.finish() if state.offset == end else []
 
+    def _new_state(self) -> PrefixState:
+        return PrefixState(self.scanner_factory(), self.hasher_factory() if self.hasher_factory else None)
+
     def open(self, state_id: int) -> None:
-        self.states[state_id] = PrefixState(self.scanner_factory())
+        self.states[state_id] = self._new_state()
 
     def drop(self, state_id: int) -> None:
         self.states.pop(state_id, None)
@@ -172,7 +179,7 @@ class PrefixWorker:
         """A new state over the verified prefix. ``ranges`` are the recorded byte ranges
         (offset, length, SHA-256), in order; returns the offsets of those whose bytes do
         not hash to what was recorded (they must be sent again)."""
-        state = self.states[state_id] = PrefixState(self.scanner_factory())
+        state = self.states[state_id] = self._new_state()
         bad: list[int] = []
         findings: list[Any] = []
         for offset, length, expected in sorted(ranges):

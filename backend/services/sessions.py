@@ -170,6 +170,14 @@ class SessionService:
             raise SessionExpired(f"upload session {session_id} expired")
         return live
 
+    async def fetch(self, owner: str, session_id: str, *, allow_expired: bool = False) -> LiveSession:
+        """:meth:`get`, after bringing the session up to date from a state store shared
+        with other replicas (any of them may have changed it, or be the only one that
+        held it). Without one, exactly :meth:`get`."""
+        if self.ledger.shared and _UUID.match(session_id):
+            await self.ledger.refresh(session_id)
+        return self.get(owner, session_id, allow_expired=allow_expired)
+
     # -- persistence (the ledger's) --------------------------------------------------
 
     async def save(self, live: LiveSession) -> None:
@@ -185,7 +193,7 @@ class SessionService:
 
     async def resume(self, owner: str, session_id: str, client_id: str | None) -> LiveSession:
         """Verify the partial file against the state (the bytes decide) and reattach."""
-        live = self.get(owner, session_id)
+        live = await self.fetch(owner, session_id)
         if client_id is not None:
             if not CLIENT_ID.match(client_id):
                 raise InvalidRequest("client_id must be 1-128 characters of A-Z a-z 0-9 _ . : -")
@@ -226,8 +234,32 @@ class SessionService:
             await self.ledger.remove(live)
             self.reporter.forget(live.id)
             log.info("session %s: expired and swept", live.id, extra={"session_id": live.id})
+        if self.ledger.shared:
+            return len(expired) + await self._sweep_shared(now)
         orphans = [u for u in await self.chunks.list_uploads() if u not in self.live]
         for upload_id in orphans:
             await self.chunks.delete(upload_id)
             log.info("partial file %s had no session; removed", upload_id, extra={"session_id": upload_id})
         return len(expired) + len(orphans)
+
+    async def _sweep_shared(self, now: float) -> int:
+        """With other replicas on the store: expired sessions no replica holds, and bytes
+        whose session the store does not know (checked one by one just before removal: a
+        session is saved before its bytes exist, so a new one is never taken for an orphan)."""
+        swept = 0
+        for record in await self.states.load_all():
+            session_id = str(record.get("session_id"))
+            expires = record.get("expires_at")
+            if session_id in self.live or not isinstance(expires, (int, float)) or expires > now:
+                continue
+            await self.chunks.delete(session_id)
+            await self.states.delete(session_id)
+            log.info("session %s: expired and swept", session_id, extra={"session_id": session_id})
+            swept += 1
+        for upload_id in await self.chunks.list_uploads():
+            if upload_id in self.live or await self.states.load(upload_id) is not None:
+                continue
+            await self.chunks.delete(upload_id)
+            log.info("partial file %s had no session; removed", upload_id, extra={"session_id": upload_id})
+            swept += 1
+        return swept

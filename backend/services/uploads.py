@@ -66,10 +66,12 @@ class UploadService:
         restart the bytes decide: the recorded chunks and tail are verified first. With
         ``settle``, an append still in flight is stopped and recorded first (ServerBusy if
         it does not stop): the offset is then one the next append is accepted at."""
-        live = self.sessions.get(owner, upload_id)
+        live = await self.sessions.fetch(owner, upload_id)
         if settle:
-            await self.appends.settle(live)
+            live = await self.appends.settle(live)
         s = live.session
+        if live.prefix is None and s.status == UPLOADING:
+            await self.sessions.prefix.adopt(live)  # several replicas: the saved state, if any
         if live.prefix is None and s.status == UPLOADING:
             await self.sessions.prefix.rebuild(live)
             await self.sessions.save(live)
@@ -81,7 +83,7 @@ class UploadService:
         """Fix the length of an upload created without one (a no-op if it is already that
         length). Raises InvalidRequest (shorter than what was sent, or changed) or
         FileTooLarge."""
-        live = self.sessions.get(owner, upload_id)
+        live = await self.sessions.fetch(owner, upload_id)
         s = live.session
         self.assembly.ensure_open(live)
         if not s.length_deferred:
@@ -111,7 +113,7 @@ class UploadService:
         """A new upload made of the finished partial uploads ``parts``, in order; they are
         removed once copied. Its bytes are then verified like any upload's (hashed and
         scanned from the bytes), ready for :meth:`finish`."""
-        lives = [self.sessions.get(owner, part) for part in parts]
+        lives = [await self.sessions.fetch(owner, part) for part in parts]
         if not lives:
             raise InvalidRequest("a final upload needs at least one partial upload")
         for live in lives:
@@ -158,7 +160,7 @@ class UploadService:
     async def append(self, owner: str, upload_id: str, offset: int, data: AsyncIterator[bytes | memoryview],
                      checksum: Checksum | None = None) -> int:
         """The new offset. At the end of the file, call :meth:`finish` next."""
-        live = self.sessions.get(owner, upload_id)
+        live = await self.sessions.fetch(owner, upload_id)
         return await self.appends.append(live, offset, data, checksum)
 
     async def finish(self, owner: str, upload_id: str) -> Completed:
@@ -166,9 +168,8 @@ class UploadService:
 
     async def terminate(self, owner: str, upload_id: str, reason: str | None = None) -> None:
         """An append in flight is told to stop; bytes and state are removed."""
-        live = self.sessions.get(owner, upload_id, allow_expired=True)
-        if live.append_stop is not None:
-            live.append_stop.set()
+        await self.sessions.fetch(owner, upload_id, allow_expired=True)
+        await self.appends.locks.request_release(upload_id)
         await self.sessions.cancel(owner, upload_id, reason)
 
 

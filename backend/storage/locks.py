@@ -23,11 +23,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from backend.errors import StorageUnavailable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,11 @@ async def held(locker: UploadLocker, lease: Lease, every: float = 0.2) -> AsyncI
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await locker.release(lease)
+        try:
+            await locker.release(lease)
+        except StorageUnavailable:  # the block's outcome stands; the lease lapses on its own
+            log.warning("the lock of upload %s could not be released; it expires in %.0f s",
+                        lease.upload_id, lease.ttl)
 
 
 @dataclass
