@@ -72,7 +72,6 @@ class Services:
     async def start(self) -> None:
         if self.coordination is not None:
             await self.coordination.start()
-        self.sessions.prefix.digests.start()
         await self.sessions.load()
         await self.importer.start()
         if self.import_worker is not None:
@@ -116,7 +115,7 @@ def build_digests(settings: Settings, chunks: ChunkStore, scanner_factory: Scann
     bytes back itself, so it needs a store with a blocking reader."""
     reader = chunks.blocking_reader()
     if settings.digest == "child" and reader is not None:
-        return PrefixLane(reader, scanner_factory, settings.prefix_worker)
+        return PrefixLane(reader, scanner_factory, settings.prefix_worker, settings.child_idle_seconds)
     return InlineDigests(chunks, scanner_factory)
 
 

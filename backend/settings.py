@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     prefix_worker: Literal["process", "thread"] = Field(
         "process", description="With digest=child: where it runs, a child process, off the server's GIL, or a "
         "thread of the server (in-process tests)")
+    child_idle_seconds: float = Field(
+        30, gt=0, description="How long the server's helper processes (the digest child, the inspection's sandbox) "
+        "stay up with nothing to do; a server at rest runs neither, and the next upload starts them (~0.2-0.5 s)")
     digest: Literal["child", "inline"] = Field(
         "child", description="How the whole-file SHA-256 and the streaming scan follow the contiguous prefix: "
         "`child` reads the stored bytes back in a process of its own; `inline` hashes and scans the bytes in "

@@ -188,7 +188,8 @@ class CompletionService:
         s.document_id = doc.id
         s.duplicate = duplicate
         live.touch()
-        await self.sessions.save(live)
+        await self.sessions.save(live)  # with the scan's summary, the last use of the prefix
+        live.prefix = None  # the digest drops its state (a digest child holding none leaves when idle)
         self.completed += 1
         if not duplicate and self.importer is not None and doc.index_status != "indexed":
             # the import's worker reports "importing" then "completed" (or "failed")

@@ -10,7 +10,8 @@ order they were sent, so an ``ask`` also waits for everything told before it.
 
 In ``process`` mode (the server's) the worker is a child process
 (``python -m backend.services.prefix_worker``: it imports only what it needs), started at
-first use and started again after it died; states held by a dead worker are gone, which
+first use and started again after it died or left (it exits once it has held no state
+for a while, so a server at rest has no worker); states held by a dead worker are gone, which
 the caller learns from :class:`LaneError` (and rebuilds from the bytes). In ``thread``
 mode (in-process tests) the same worker runs in one thread of this process.
 """
@@ -33,7 +34,7 @@ from typing import Any, Literal
 
 from backend.services.digest import DigestLost, PrefixHandle as PrefixHandle, Progress, Range
 from backend.services.prefix_state import ScannerFactory
-from backend.services.prefix_worker import ANSWERED, PrefixWorker, handle
+from backend.services.prefix_worker import ANSWERED, IDLE_EXIT_SECONDS, PrefixWorker, handle
 from backend.storage.base import RangeReader
 
 Mode = Literal["process", "thread"]
@@ -45,8 +46,10 @@ class LaneError(DigestLost):
 
 
 class PrefixLane:
-    def __init__(self, chunks: RangeReader, scanner_factory: ScannerFactory, mode: Mode = "process") -> None:
+    def __init__(self, chunks: RangeReader, scanner_factory: ScannerFactory, mode: Mode = "process",
+                 idle_exit: float = IDLE_EXIT_SECONDS) -> None:
         self.chunks = chunks
+        self.idle_exit = idle_exit
         self.scanner_factory = scanner_factory
         self.mode = mode
         self._ids = itertools.count(1)
@@ -69,9 +72,19 @@ class PrefixLane:
         return prefix
 
     def forget(self, state_id: int) -> None:
-        """A handle went away: drop its state with the next message (a finalizer may run
-        on any thread, even one that is sending: it must not send itself)."""
+        """A handle went away: drop its state now if the lane is free, else with the next
+        message (a finalizer may run on any thread, even one that is sending, so it never
+        waits for the send lock). A worker left holding no state exits when idle."""
         self._forgotten.append(state_id)
+        if not self._send_lock.acquire(blocking=False):
+            return
+        try:
+            if self._conn is not None or self._thread is not None:  # never start a worker to drop
+                self._send_drops()
+        except LaneError:
+            pass
+        finally:
+            self._send_lock.release()
 
     # -- the digest contract ---------------------------------------------------------
 
@@ -136,19 +149,24 @@ class PrefixLane:
     def _send(self, call_id: int, op: str, args: tuple[Any, ...]) -> None:
         """With the send lock held: the forgotten states' drops first, then the message."""
         self._ensure_started()
-        messages = [(0, "drop", (self._forgotten.popleft(),)) for _ in range(len(self._forgotten))]
-        messages.append((call_id, op, args))
-        for message in messages:
-            if self.mode == "thread":
-                assert self._thread is not None
-                self._thread.submit(self._run_here, *message)
-                continue
-            assert self._conn is not None
-            try:
-                self._conn.send(message)
-            except (OSError, ValueError) as exc:
-                self._broken(f"the prefix worker is gone ({exc})")
-                raise LaneError("the prefix worker is gone") from exc
+        self._send_drops()
+        self._send_one((call_id, op, args))
+
+    def _send_drops(self) -> None:
+        for _ in range(len(self._forgotten)):
+            self._send_one((0, "drop", (self._forgotten.popleft(),)))
+
+    def _send_one(self, message: tuple[int, str, tuple[Any, ...]]) -> None:
+        if self.mode == "thread":
+            assert self._thread is not None
+            self._thread.submit(self._run_here, *message)
+            return
+        assert self._conn is not None
+        try:
+            self._conn.send(message)
+        except (OSError, ValueError) as exc:
+            self._broken(f"the prefix worker is gone ({exc})")
+            raise LaneError("the prefix worker is gone") from exc
 
     def _run_here(self, call_id: int, op: str, args: tuple[Any, ...]) -> None:
         assert self._worker is not None
@@ -193,7 +211,8 @@ class PrefixLane:
         ours, theirs = socket.socketpair()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")])))
         process = subprocess.Popen(
-            [sys.executable, "-m", "backend.services.prefix_worker", str(theirs.fileno()), str(os.getpid())],
+            [sys.executable, "-m", "backend.services.prefix_worker", str(theirs.fileno()), str(os.getpid()),
+             str(self.idle_exit)],
             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
         theirs.close()
         conn = Connection(os.dup(ours.fileno()))

@@ -251,6 +251,11 @@ class PrefixWorker:
 ANSWERED = frozenset({"commit", "catch_up", "rebuild", "finish", "ping"})
 
 
+#: By default, a worker that holds no state exits after this long without a message, so a
+#: server at rest has no worker (its ~40 MiB); the next upload starts one (~0.2 s).
+IDLE_EXIT_SECONDS = 30.0
+
+
 def handle(worker: PrefixWorker, op: str, args: tuple[Any, ...]) -> Any:
     if op == "ping":
         return os.getpid()
@@ -258,12 +263,16 @@ def handle(worker: PrefixWorker, op: str, args: tuple[Any, ...]) -> Any:
     return method(*args)
 
 
-def serve(conn: Connection, chunks: RangeReader, scanner_factory: ScannerFactory, parent: int) -> None:
-    """The child's main loop: messages in order until the server goes away."""
+def serve(conn: Connection, chunks: RangeReader, scanner_factory: ScannerFactory, parent: int,
+          idle_exit: float = IDLE_EXIT_SECONDS) -> None:
+    """The child's main loop: messages in order until the server goes away, or until it
+    has held no state and heard nothing for ``idle_exit`` seconds."""
     die_with_parent(parent)
     worker = PrefixWorker(chunks, scanner_factory)
     while True:
         try:
+            if not worker.states and not worker.forks and not conn.poll(idle_exit):
+                return  # nothing held, nothing asked: the next message starts a new worker
             call_id, op, args = conn.recv()
         except (EOFError, OSError):
             return
@@ -280,15 +289,17 @@ def serve(conn: Connection, chunks: RangeReader, scanner_factory: ScannerFactory
 
 
 def main() -> None:
-    """``python -m backend.services.prefix_worker FD PARENT_PID``: the server starts it with
-    one end of a socket pair; the first message is (range reader, scanner factory)."""
+    """``python -m backend.services.prefix_worker FD PARENT_PID [IDLE_EXIT]``: the server
+    starts it with one end of a socket pair; the first message is (range reader, scanner
+    factory)."""
     conn = Connection(int(sys.argv[1]))
     parent = int(sys.argv[2])
+    idle_exit = float(sys.argv[3]) if len(sys.argv) > 3 else IDLE_EXIT_SECONDS
     try:
         chunks, scanner_factory = conn.recv()
     except (EOFError, OSError):
         return
-    serve(conn, chunks, scanner_factory, parent)
+    serve(conn, chunks, scanner_factory, parent, idle_exit)
 
 
 if __name__ == "__main__":

@@ -31,17 +31,19 @@ Contract:
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import resource
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from backend.services.children import die_with_parent
@@ -64,9 +66,12 @@ class ChildCrashed(Exception):
     """The child died while running the call (not from a limit)."""
 
 
+_ROOT = str(Path(__file__).resolve().parents[2])  # where the ``backend`` package is
+
+
 @dataclass(eq=False)
 class _Child:
-    process: BaseProcess
+    process: subprocess.Popen[bytes]
     conn: Connection
     tasks: int = 0
     last_used: float = field(default_factory=time.monotonic)
@@ -136,7 +141,6 @@ class Sandbox:
         self._idle: list[_Child] = []
         self._busy: set[_Child] = set()
         self._closed = False
-        self._ctx = multiprocessing.get_context("spawn")
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a child. Raises LimitExceeded, ChildCrashed, or what fn raised."""
@@ -171,21 +175,39 @@ class Sandbox:
     def _give_back(self, child: _Child) -> None:
         with self._lock:
             self._busy.discard(child)
-            if child.process.is_alive() and not self._closed and child.tasks < self.max_tasks:
+            if child.process.poll() is None and not self._closed and child.tasks < self.max_tasks:
                 child.last_used = time.monotonic()
                 self._idle.append(child)
+                reaper = threading.Timer(self.idle_seconds + 1, self._reap)
+                reaper.daemon = True
+                reaper.start()
                 return
         self._end(child)
 
+    def _reap(self) -> None:
+        """Forget the idle children that have exited by themselves (``poll`` collects
+        their exit status, so no zombie waits for the next call)."""
+        with self._lock:
+            gone = [c for c in self._idle if c.process.poll() is not None]
+            self._idle = [c for c in self._idle if c not in gone]
+        for child in gone:
+            child.conn.close()
+
     def _spawn(self) -> _Child:
-        ours, theirs = self._ctx.Pipe()
-        process = self._ctx.Process(
-            target=_child_main, name="sandbox", daemon=True,
-            args=(theirs, os.getpid(), self.preload, self.memory_bytes, self.retire_growth, self.max_tasks,
-                  self.idle_seconds))
-        process.start()
-        theirs.close()
-        return _Child(process, ours)
+        """``python -m backend.services.sandbox FD PARENT_PID``: a clean interpreter, as
+        multiprocessing's spawn would start, without the resource tracker process that
+        spawn keeps alive for good beside the server (~13 MiB at rest)."""
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")])))
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "backend.services.sandbox", str(theirs.fileno()), str(os.getpid())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        finally:
+            theirs.close()
+        conn = Connection(ours.detach())
+        conn.send((self.preload, self.memory_bytes, self.retire_growth, self.max_tasks, self.idle_seconds))
+        return _Child(process, conn)
 
     def _run(self, child: _Child, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
         child.tasks += 1
@@ -200,8 +222,7 @@ class Sandbox:
         try:
             status, value, retiring = child.conn.recv()
         except (EOFError, OSError):
-            child.process.join(5)
-            code = child.process.exitcode
+            code = _wait(child.process, 5)
             self._kill(child)
             if code == -signal.SIGKILL:  # not ours: the kernel's OOM killer
                 raise LimitExceeded("memory") from None
@@ -216,24 +237,23 @@ class Sandbox:
 
     @staticmethod
     def _kill(child: _Child) -> None:
-        if child.process.is_alive():
+        if child.process.poll() is None:
             child.process.kill()
-        child.process.join(5)
+        _wait(child.process, 5)
 
     def _end(self, child: _Child) -> None:
         try:
             child.conn.close()
         except OSError:
             pass
-        child.process.join(1)
-        if child.process.is_alive():
+        if _wait(child.process, 1) is None:
             self._kill(child)
 
     @property
     def children(self) -> int:
         """Child processes alive now (idle or busy)."""
         with self._lock:
-            return sum(1 for c in [*self._idle, *self._busy] if c.process.is_alive())
+            return sum(1 for c in [*self._idle, *self._busy] if c.process.poll() is None)
 
     def close(self) -> None:
         with self._lock:
@@ -244,3 +264,26 @@ class Sandbox:
             self._end(child)
         for child in busy:
             self._kill(child)
+
+
+def _wait(process: subprocess.Popen[bytes], seconds: float) -> int | None:
+    """The child's exit code (negative: the signal that ended it), None if it still runs."""
+    try:
+        return process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def main() -> None:
+    """The child: the first message is its configuration, then :func:`_child_main`."""
+    conn = Connection(int(sys.argv[1]))
+    parent = int(sys.argv[2])
+    try:
+        preload, memory_bytes, retire_growth, max_tasks, idle_seconds = conn.recv()
+    except (EOFError, OSError):
+        return
+    _child_main(conn, parent, preload, memory_bytes, retire_growth, max_tasks, idle_seconds)
+
+
+if __name__ == "__main__":
+    main()

@@ -50,7 +50,8 @@ class SandboxedInspector:
         self.memory_mb = settings.inspect_memory_mb
         self.timeout = settings.inspect_timeout_seconds
         self.sandbox = Sandbox(memory_bytes=int(self.memory_mb * MIB), timeout=self.timeout,
-                               workers=settings.inspect_workers, preload=("backend.services.pdf.inspect",))
+                               workers=settings.inspect_workers, preload=("backend.services.pdf.inspect",),
+                               idle_seconds=settings.child_idle_seconds)
 
     def __call__(self, path: Path, limits: InspectLimits) -> Inspection:
         try:

@@ -4,13 +4,14 @@ Test-only. Before the server's code loads, a finder on ``sys.meta_path`` notes e
 import of a package the upload server must never load (LlamaIndex, PDFium, torch) in
 the file ``LEAN_REPORT`` names (one name a line, at once); it finds nothing itself, so
 the import goes on as it would have. At exit, the loaded modules of those packages are
-written there too. The server code runs unchanged.
+written there too, then ``exit``. The server code runs unchanged.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
@@ -34,15 +35,32 @@ class Watch:
         return None
 
 
+_reported = False
+
+
 def _loaded() -> None:
+    global _reported
+    if _reported:
+        return
+    _reported = True
     for name in sorted(sys.modules):
         if name.split(".")[0] in FORBIDDEN:
             _note(f"loaded {name}")
     _note("exit")
 
 
+def _report_then_raise(sig: int) -> None:
+    """uvicorn ends a server stopped by SIGTERM or SIGINT by raising that signal again once
+    it has shut down (so the exit status tells how it ended), and then no ``atexit``
+    handler runs: report first."""
+    _loaded()
+    _raise_signal(sig)
+
+
 sys.meta_path.insert(0, Watch())
 atexit.register(_loaded)
+_raise_signal = signal.raise_signal
+signal.raise_signal = _report_then_raise
 
 from backend.__main__ import main  # noqa: E402  (after the watch)
 

@@ -8,6 +8,8 @@ import hashlib
 import multiprocessing
 import os
 import signal
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,3 +110,39 @@ def test_the_worker_returns_quietly_when_the_server_is_gone(tmp_path: Path) -> N
     ours.send((1, "ping", ()))
     ours.close()
     serve(theirs, LocalRangeReader(tmp_path), lambda: None, os.getppid())  # returns; raising would fail the test
+
+
+def test_a_worker_holding_no_state_exits_when_idle_and_not_before(tmp_path: Path) -> None:
+    """A server at rest has no worker (its ~40 MiB): one that holds no state and hears
+    nothing for ``idle_exit`` seconds returns; one that holds a state (a paused upload's
+    hash) waits for as long as it takes."""
+    ours, theirs = multiprocessing.Pipe()
+    started = time.monotonic()
+    serve(theirs, LocalRangeReader(tmp_path), lambda: None, os.getppid(), idle_exit=0.2)
+    assert 0.2 <= time.monotonic() - started < 5
+    ours, theirs = multiprocessing.Pipe()
+    worker = threading.Thread(target=serve, args=(theirs, LocalRangeReader(tmp_path), lambda: None, os.getppid(),
+                                                  0.2))
+    ours.send((0, "open", (1,)))
+    worker.start()
+    time.sleep(0.6)
+    assert worker.is_alive(), "a worker holding a state must not leave"
+    ours.send((0, "drop", (1,)))
+    worker.join(5)
+    assert not worker.is_alive(), "once its last state is dropped, an idle worker leaves"
+
+
+async def test_the_worker_starts_at_first_use_and_a_dropped_last_handle_reaches_it(lane: PrefixLane) -> None:
+    """Nothing runs until an upload needs it; a handle dropped while the lane is free is
+    sent at once (not with the next message, which may never come), so the worker can see
+    it holds nothing and leave."""
+    assert lane._process is None
+    prefix: PrefixHandle | None = lane.new_state()
+    assert prefix is not None and lane._process is not None
+    state_id = prefix.id
+    await lane.ask("ping")
+    prefix = None
+    gc.collect()
+    assert not lane._forgotten, "the drop waited for another message"
+    with pytest.raises(LaneError, match="KeyError"):
+        await lane.ask("finish", state_id)

@@ -104,3 +104,20 @@ def test_close_ends_every_child(sandbox: Sandbox) -> None:
     child.wait(timeout=5)
     with pytest.raises(RuntimeError, match="closed"):
         sandbox.call(calls.add, 1, 1)
+
+
+def test_an_idle_child_leaves_and_is_collected() -> None:
+    """A child with nothing to do exits after ``idle_seconds``, and the sandbox collects
+    it then (no zombie left until the next call); the next call starts a new one."""
+    box = Sandbox(memory_bytes=256 << 20, timeout=10, idle_seconds=0.5)
+    try:
+        assert box.call(os.getpid) != os.getpid()
+        child = box._idle[0].process
+        deadline = time.monotonic() + 10
+        while box._idle and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert box.children == 0 and box._idle == []
+        assert child.returncode is not None, "exited but not collected: a zombie"
+        assert box.call(os.getpid) != child.pid
+    finally:
+        box.close()
