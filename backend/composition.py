@@ -144,7 +144,8 @@ def build_services(settings: Settings) -> Services:
     importer = ImportService(settings, repo, queue, open_text_index(settings), reporter, pool, ledger.live.get,
                              on_finished=metrics.import_finished)
     documents = DocumentService(repo, blobs, pool, on_delete=importer.forget)
-    sessions = SessionService(settings, ledger, prefix, find_duplicate=documents.find_duplicate)
+    sessions = SessionService(settings, ledger, prefix, find_duplicate=documents.find_duplicate,
+                              counters=coordination.counters if coordination.redis is not None else None)
     memory = MemoryWatch(settings, reporter)
     budget = MemoryBudget(settings.inflight_budget, settings.backpressure_wait_seconds, on_pressure=memory.pressure)
     stats = StatsService(settings, sessions, chunks, budget, memory)

@@ -98,6 +98,30 @@ class Admission:
 
     # -- the shared view (several replicas): AdmissionCounters ------------------------------
 
+    async def admit(self, live: LiveSession) -> None:
+        """A request of ``live`` may go on: :meth:`ensure_slot` in this process, or
+        :meth:`claim_slot` on the shared counters (several replicas)."""
+        if self.counters is None:
+            self.ensure_slot(live)
+        else:
+            await self.claim_slot(live)
+
+    async def admit_new(self, live: LiveSession) -> None:
+        """Shared counters only: a session about to be saved counts against its owner's
+        caps and takes an active slot (nothing held if either refuses)."""
+        assert self.counters is not None
+        await self.claim_owner(live)
+        try:
+            await self.claim_slot(live)
+        except BaseException:
+            await self.counters.forget(live.id, live.session.owner)
+            raise
+
+    async def report(self, live: LiveSession) -> None:
+        """Shared counters only: what the upload does now (a finished one is forgotten)."""
+        if self.counters is not None:
+            await self.counters.report(self.activity(live))
+
     async def claim_slot(self, live: LiveSession) -> None:
         """:meth:`ensure_slot` across replicas: the counters decide, Retry-After comes from
         the holders' reports. Raises StorageUnavailable when the counters cannot be reached."""

@@ -145,7 +145,7 @@ class AppendService:
             self.assembly.ensure_open(live)
             if offset != s.offset:
                 raise OffsetMismatch(f"the upload's bytes end at {s.offset}, not {offset}", offset=s.offset)
-            self.sessions.admission.ensure_slot(live)
+            await self.sessions.admission.admit(live)
             live.in_flight += 1
             try:
                 async with self.assembly.budget.reserve(RESERVATION):

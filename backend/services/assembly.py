@@ -102,7 +102,7 @@ class AssemblyService:
             offset = chunk_id * s.chunk_size
         if offset != chunk_id * s.chunk_size:
             raise InvalidChunk(f"chunk {chunk_id} starts at offset {chunk_id * s.chunk_size}, not {offset}")
-        self.sessions.admission.ensure_slot(live)
+        await self.sessions.admission.admit(live)
         length = s.chunk_length(chunk_id)
 
         live.in_flight += 1

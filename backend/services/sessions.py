@@ -29,6 +29,7 @@ from backend.services.ledger import SessionLedger
 from backend.services.live import LiveSession
 from backend.services.models import CANCELLED, COMPLETED, UPLOADING, Session, choose_chunk_size
 from backend.services.prefix import PrefixService
+from backend.services.slots import AdmissionCounters
 from backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,11 @@ class SessionService:
         ledger: SessionLedger,
         prefix: PrefixService,
         find_duplicate: DuplicateFinder | None = None,
+        counters: AdmissionCounters | None = None,
     ) -> None:
-        """``find_duplicate(owner, sha256)``: the stored document's view, or None."""
+        """``find_duplicate(owner, sha256)``: the stored document's view, or None.
+        ``counters``: admission counters shared by several replicas (None: this process's
+        live sessions decide)."""
         self.settings = settings
         self.ledger = ledger
         self.states = ledger.states
@@ -75,7 +79,7 @@ class SessionService:
         self.pool = ledger.pool
         self.clock = ledger.clock
         self.live = ledger.live
-        self.admission = Admission(settings, self.live, self.clock)
+        self.admission = Admission(settings, self.live, self.clock, counters)
         self.find_duplicate = find_duplicate
 
     # -- start-up -----------------------------------------------------------------------
@@ -120,8 +124,9 @@ class SessionService:
             document = await self.find_duplicate(owner, expected)
             if document is not None:
                 raise DuplicateDocument("this file is already stored", document=document)
-        self.admission.ensure_slot(None)
-        self.admission.ensure_owner_quota(owner, req.file_size)  # no await from here to self.live[...]: no race
+        if self.admission.counters is None:
+            self.admission.ensure_slot(None)
+            self.admission.ensure_owner_quota(owner, req.file_size)  # no await from here to self.live[...]: no race
         now = self.clock()
         chunk_size = choose_chunk_size(req.file_size, req.chunk_size or self.settings.default_chunk_size,
                                        self.settings.min_chunk_size)
@@ -146,6 +151,8 @@ class SessionService:
             concat=req.concat,
         )
         live = LiveSession(session, prefix=self.prefix.new_state())
+        if self.admission.counters is not None:
+            await self.admission.admit_new(live)  # several replicas: the shared counters decide
         self.live[session.session_id] = live  # before any file exists: the orphan sweep skips it
         try:
             await self.ledger.create(live)
@@ -154,6 +161,8 @@ class SessionService:
             self.live.pop(session.session_id, None)
             await self.states.delete(session.session_id)
             await self.chunks.delete(session.session_id)
+            if self.admission.counters is not None:
+                await self.admission.counters.forget(session.session_id, owner)
             raise
         log.info("session %s: initiated %r, %d bytes in %d chunks", session.session_id, filename,
                  session.file_size, session.total_chunks, extra={"session_id": session.session_id})
@@ -182,12 +191,15 @@ class SessionService:
 
     async def save(self, live: LiveSession) -> None:
         await self.ledger.save(live)
+        await self.admission.report(live)  # shared counters only
 
     async def fail(self, live: LiveSession, exc: UploadError) -> None:
         await self.ledger.fail(live, exc)
+        await self.admission.report(live)
 
     async def discard(self, live: LiveSession, status: str, message: str) -> None:
         await self.ledger.discard(live, status, message)
+        await self.admission.report(live)
 
     # -- resume, cancel, list --------------------------------------------------------------
 
@@ -201,7 +213,7 @@ class SessionService:
                 live.session.client_ids.append(client_id)
                 live.touch()
         if live.session.status == UPLOADING:
-            self.admission.ensure_slot(live)
+            await self.admission.admit(live)
             if not await self.chunks.exists(live.id):
                 await self.chunks.create(live.id, live.session.file_size)
             bad = await self.prefix.rebuild(live)
@@ -232,6 +244,8 @@ class SessionService:
         expired = [lv for lv in list(self.live.values()) if lv.session.expired(now) and lv.in_flight == 0]
         for live in expired:
             await self.ledger.remove(live)
+            if self.admission.counters is not None:
+                await self.admission.counters.forget(live.id, live.session.owner)
             self.reporter.forget(live.id)
             log.info("session %s: expired and swept", live.id, extra={"session_id": live.id})
         if self.ledger.shared:
