@@ -82,7 +82,9 @@ class ChunkStore(Protocol):
 
     async def read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:
         """As :meth:`RangeReader.read_into`. A store that cannot read parts before the
-        upload is finished reads what it staged and returns 0 for the rest."""
+        upload is finished reads what it staged, and makes bytes in parts readable first
+        (S3: completes the multipart upload so far and goes on with a new one: work inside
+        the store, for the rare read-back of a rebuild)."""
 
     def blocking_reader(self) -> RangeReader | None:
         """A reader for threads and child processes, or None when the medium cannot be

@@ -81,7 +81,6 @@ async def test_in_order_8_mib_chunks_send_each_byte_once(chunks: S3ChunkStore, b
     assert chunks.bytes_written == len(data)  # each byte sent to S3 once
     assert [p[2] for p in bucket.parts] == [8 * MIB] * 3  # the 3 MiB last chunk is staged
     buf = bytearray(MIB)
-    assert await chunks.read_into(uid, 0, buf) == 0  # in a part: not readable before completion
     assert await chunks.read_into(uid, 24 * MIB, buf) == MIB and buf == data[24 * MIB:25 * MIB]
     assert await _materialized(chunks, uid) == data
     assert bucket.parts[-1] == ("upload_part_copy", 5, 3 * MIB)  # the staged tail, copied inside S3
@@ -113,6 +112,43 @@ async def test_small_writes_are_staged_and_folded_into_parts_of_5_mib(chunks: S3
     assert all(s >= MIN_PART for s in sizes_sent[:-1])  # only the last part may be smaller
 
 
+async def test_reading_bytes_in_parts_makes_them_readable_and_the_upload_goes_on(
+        chunks: S3ChunkStore, bucket: RecordingBucket) -> None:
+    """A rebuild (after a restart, on resume) reads chunks back that are in parts: the store
+    completes the multipart upload so far, reads from that object, and goes on with a new
+    one; at completion those bytes are copied back into parts inside S3 (nothing re-sent)."""
+    data = os.urandom(4 * 8 * MIB + 2 * MIB)
+    uid = str(uuid.uuid4())
+    await chunks.create(uid, len(data))
+    for offset in (0, 16 * MIB, 32 * MIB):
+        await _write(chunks, uid, offset, data[offset:offset + 8 * MIB], read_back=False)
+    buf = bytearray(len(data))
+    assert await chunks.read_into(uid, 0, buf) == 8 * MIB and buf[:8 * MIB] == data[:8 * MIB]  # up to the hole
+    assert await chunks.read_into(uid, 16 * MIB + 5, buf) == 8 * MIB - 5 and buf[:8 * MIB - 5] == data[16 * MIB + 5:24 * MIB]
+    assert _in_progress(bucket)[0]["Key"] == chunks.upload_key(uid, 2)
+    for offset in (8 * MIB, 24 * MIB):  # the rest, into the next multipart upload
+        await _write(chunks, uid, offset, data[offset:offset + 8 * MIB], read_back=False)
+    assert await _materialized(chunks, uid) == data
+    assert chunks.bytes_written == len(data)  # parts made readable are copied back inside S3
+    assert await chunks.read_into(uid, 30 * MIB, buf) == len(data) - 30 * MIB  # completed: all readable
+    await chunks.delete(uid)
+    assert bucket.list_keys("t/") == [] and _in_progress(bucket) == []
+
+
+async def test_a_part_sent_while_a_snapshot_completes_its_upload_is_staged(chunks: S3ChunkStore) -> None:
+    data = os.urandom(24 * MIB)
+    uid = str(uuid.uuid4())
+    await chunks.create(uid, len(data))
+    await _write(chunks, uid, 0, data[:8 * MIB], read_back=False)
+    writer = await chunks.open(uid, 8 * MIB, 8 * MIB, read_back=False)  # holds generation 1
+    await chunks.read_into(uid, 0, bytearray(10))  # a snapshot: generation 2
+    await asyncio.to_thread(lambda: (writer.write(data[8 * MIB:16 * MIB]), writer.close()))
+    await _write(chunks, uid, 16 * MIB, data[16 * MIB:], read_back=False)
+    buf = bytearray(8 * MIB)
+    assert await chunks.read_into(uid, 8 * MIB, buf) == 8 * MIB and buf == data[8 * MIB:16 * MIB]
+    assert await _materialized(chunks, uid) == data
+
+
 async def test_a_cut_off_range_keeps_what_arrived_and_a_rewrite_wins(chunks: S3ChunkStore) -> None:
     data = os.urandom(16 * MIB)
     uid = str(uuid.uuid4())
@@ -131,7 +167,7 @@ async def test_delete_aborts_the_multipart_upload_and_removes_every_piece(chunks
     await chunks.create(uid, 20 * MIB)
     await _write(chunks, uid, 0, os.urandom(8 * MIB), read_back=False)
     await _write(chunks, uid, 8 * MIB, os.urandom(MIB))
-    assert [u["Key"] for u in _in_progress(bucket)] == [chunks.upload_key(uid)]
+    assert [u["Key"] for u in _in_progress(bucket)] == [chunks.upload_key(uid, 1)]
     count, used = await chunks.stats()
     assert count == 1 and used == 9 * MIB
     await chunks.delete(uid)

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from backend.storage.base import ChunkStore
 from backend.storage.s3.bucket import S3Bucket
-from backend.storage.s3.chunks import S3ChunkStore, downloaded
+from backend.storage.s3.chunks import S3ChunkStore
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 READ_PIECE = 512 << 10
@@ -64,8 +64,8 @@ class S3BlobStore:
             await chunks.delete(upload_id)
             return False
         if isinstance(chunks, S3ChunkStore) and chunks.s3.bucket == self.s3.bucket:
-            await chunks.complete(upload_id)
-            await self._run(self._copy, chunks.upload_key(upload_id), dest)
+            key = await chunks.complete(upload_id)
+            await self._run(self._copy, key, dest)
         else:
             async with chunks.materialize(upload_id) as source:
                 await self._run(self._send, source, dest)
@@ -137,7 +137,7 @@ class S3BlobStore:
         key = self.key(sha256)
         if await self._run(self._size, sha256) is None:
             raise FileNotFoundError(f"content {sha256} is not stored")
-        async with downloaded(self.s3, self.pool, key, self.tmp_dir) as path:
+        async with self.s3.downloaded(self.pool, key, self.tmp_dir) as path:
             yield path
 
     async def delete(self, sha256: str) -> None:

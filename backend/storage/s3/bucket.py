@@ -14,8 +14,14 @@ byte S3 copied inside itself at our request (UploadPartCopy, CopyObject).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import shutil
+import tempfile
 import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import Executor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,3 +134,21 @@ class S3Bucket:
         result = self.call("put_object", Key=key, Body=bytes(data), **kwargs)
         self.count(written=len(data))
         return result
+
+    @asynccontextmanager
+    async def downloaded(self, pool: Executor | None, key: str, tmp_dir: Path | None) -> AsyncIterator[Path]:
+        """The object ``key`` in a temporary file (under ``tmp_dir``), removed afterwards."""
+        loop = asyncio.get_running_loop()
+
+        def make() -> Path:
+            if tmp_dir is not None:
+                tmp_dir.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix="s3-", dir=tmp_dir))
+
+        folder = await loop.run_in_executor(pool, make)
+        path = folder / "object"
+        try:
+            await loop.run_in_executor(pool, self.download, key, path)
+            yield path
+        finally:
+            await loop.run_in_executor(pool, shutil.rmtree, folder, True)

@@ -2,33 +2,32 @@
 
 The contract is :class:`~backend.storage.base.ChunkStore`'s. Keys under the prefix:
 
-- ``uploads/<id>``: the multipart upload's key (the object appears once it is completed);
-- ``meta/<id>.json``: its S3 upload id, size and part grid (the upload exists while this does);
-- ``pieces/<id>/...``: what has been written, as staged pieces and part markers
-  (:mod:`backend.storage.s3.layout`).
+- ``uploads/<id>/<generation>``: the multipart upload's key (its object appears once it
+  is completed; see :mod:`backend.storage.s3.folding` for generations);
+- ``meta/<id>.json``: its S3 upload id, size, part grid and generation (the upload exists
+  while this does);
+- ``pieces/<id>/...``: what has been written, as staged pieces, part markers and views
+  (:mod:`backend.storage.s3.layout`). The offset truth stays in the state store; this is
+  the store's own bookkeeping, never derived from ListParts.
 
-How a range is written (:meth:`S3ChunkStore.open`): S3 parts are at least 5 MiB (all but
-the last) and cannot be read before the upload is completed, so
+How a range is written (:meth:`S3ChunkStore.open`, :class:`~backend.storage.s3.writer.S3ChunkWriter`):
+S3 parts are at least 5 MiB (all but the last) and cannot be read before the upload is
+completed, so
 
 - a range the caller will not read back (``read_back=False``: a whole chunk on the chunk
   grid whose bytes the digest hashes in hand) of at least a part's size goes straight
   into parts: each byte is sent to S3 once;
-- anything else (smaller chunks, tus PATCH bodies, chunks that arrived ahead of a gap and
-  are read back by the digest's catch-up, the tail a later PATCH re-reads) is staged as
-  objects of up to 8 MiB, readable at once.
+- anything else (smaller chunks, tus PATCH bodies whose tail a later PATCH re-reads,
+  chunks that arrived ahead of a gap and are read back by the digest's catch-up) is
+  staged as objects of up to 8 MiB, readable at once.
 
-:meth:`materialize` completes the multipart upload: the written parts as they are, each
-staged run folded into parts of at least 5 MiB (a staged piece of that size is copied
-inside S3 with UploadPartCopy; smaller ones are read and sent again, grouped). Completing
-is the only way to read parts back, and pikepdf needs the whole file anyway; the object
-at ``uploads/<id>`` is then downloaded to a temporary file, and
-:meth:`~backend.storage.s3.blobs.S3BlobStore.adopt` copies it inside S3 to its content
-address. What the services recorded (offsets, chunk digests) lives in the state store;
-nothing here is derived from ListParts.
-
-A writer keeps what it was given when it is cut off: a direct range's bytes not yet in a
-part are staged at :meth:`S3ChunkWriter.close`. Blocking calls run in the executor given;
-writers are the worker thread's.
+:meth:`S3ChunkStore.read_into` reads staged bytes; bytes in parts are made readable first
+(a snapshot: the rare read-back of a rebuild). :meth:`S3ChunkStore.materialize` completes
+the multipart upload (staged runs folded into parts) and downloads the object to a
+temporary file: completing is the only way to read the whole, and pikepdf needs it anyway;
+:meth:`~backend.storage.s3.blobs.S3BlobStore.adopt` then copies the object inside S3 to its
+content address. Blocking calls run in the executor given; writers are the worker
+thread's.
 """
 
 from __future__ import annotations
@@ -36,89 +35,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
-import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from backend.storage.s3.bucket import S3Bucket
-from backend.storage.s3.layout import (MIB, Piece, PlannedPart, Segment, part_grid, part_number, piece_name, plan,
-                                       readable_end, resolve)
+from backend.storage.s3.folding import complete, snapshot
+from backend.storage.s3.layout import Piece, part_grid, part_number, piece_name, readable_end, resolve
+from backend.storage.s3.writer import Meta, S3ChunkWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-TARGET = 8 * MIB  # staged pieces and direct parts are cut at this size
-
-
-@dataclass
-class Meta:
-    upload_id: str
-    size: int
-    grid: int
-    done: bool = False
-
-    def dump(self) -> bytes:
-        return json.dumps(self.__dict__).encode()
-
-
-class S3ChunkWriter:
-    """Buffers a range's bytes and sends them as parts (``direct``) or staged pieces."""
-
-    def __init__(self, store: S3ChunkStore, upload_id: str, meta: Meta, offset: int, length: int,
-                 direct: bool) -> None:
-        self.store, self.upload_id, self.meta = store, upload_id, meta
-        self.direct = direct
-        self._pos = offset  # where the buffer's first byte goes
-        self._end = offset + length
-        self._buf = bytearray()
-        self._closed = False
-
-    @property
-    def _written(self) -> int:
-        return self._pos + len(self._buf)
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.write_pieces([memoryview(data)])
-
-    def write_pieces(self, pieces: Sequence[memoryview]) -> None:
-        total = sum(len(p) for p in pieces)
-        if self._written + total > self._end:
-            raise ValueError("write past the end of the range")
-        for piece in pieces:
-            self._buf += piece
-        self._send(final=False)
-
-    def _send(self, *, final: bool) -> None:
-        grid = self.meta.grid
-        while len(self._buf) >= TARGET:
-            after = self._end - (self._pos + TARGET)
-            if self.direct and 0 < after < grid:
-                break  # the range's last part takes the rest, so that none is short
-            self._flush(TARGET)
-        if final and self._buf:
-            whole = self._written == self._end
-            self._flush(len(self._buf), as_part=whole)
-
-    def _flush(self, n: int, *, as_part: bool | None = None) -> None:
-        data = bytes(self._buf[:n])
-        if (self.direct if as_part is None else self.direct and as_part):
-            self.store.send_part(self.upload_id, self.meta, self._pos, data)
-        else:
-            self.store.send_staged(self.upload_id, self._pos, data)
-        del self._buf[:n]
-        self._pos += n
-
-    def close(self) -> None:
-        """Send what is buffered: the rest of a whole direct range as its last part, else
-        (a cut-off range, or a staged one) as a staged piece, so that it is kept."""
-        if self._closed:
-            return
-        self._closed = True
-        self._send(final=True)
 
 
 class S3ChunkStore:
@@ -146,8 +75,12 @@ class S3ChunkStore:
             raise ValueError(f"not an upload id: {upload_id!r}")
         return upload_id
 
-    def upload_key(self, upload_id: str) -> str:
-        return self.s3.key("uploads", self._check(upload_id))
+    def upload_key(self, upload_id: str, generation: int) -> str:
+        """The key of the upload's multipart upload of ``generation`` (and of its object once completed)."""
+        return self.s3.key("uploads", self._check(upload_id), str(generation))
+
+    def _uploads_prefix(self, upload_id: str) -> str:
+        return self.s3.key("uploads", self._check(upload_id)) + "/"
 
     def _meta_key(self, upload_id: str) -> str:
         return self.s3.key("meta", self._check(upload_id) + ".json")
@@ -178,12 +111,24 @@ class S3ChunkStore:
         return out
 
     def send_part(self, upload_id: str, meta: Meta, start: int, data: bytes) -> None:
+        """``data`` as the part at ``start``; staged instead if a snapshot completed the
+        multipart upload meanwhile (then ``meta`` is brought up to date)."""
         number = part_number(start, meta.grid)
-        etag = self.s3.call("upload_part", Key=self.upload_key(upload_id), UploadId=meta.upload_id,
-                            PartNumber=number, Body=data)["ETag"]
-        self.s3.count(written=len(data))
-        name = piece_name(start, start + len(data), number, etag)
-        self.s3.call("put_object", Key=self._pieces_prefix(upload_id) + name, Body=b"")
+        try:
+            etag = self.s3.call("upload_part", Key=self.upload_key(upload_id, meta.generation),
+                                UploadId=meta.upload_id, PartNumber=number, Body=data)["ETag"]
+        except FileNotFoundError:
+            etag = None
+        else:
+            self.s3.count(written=len(data))
+            name = piece_name(start, start + len(data), number, etag, meta.generation)
+            self.s3.call("put_object", Key=self._pieces_prefix(upload_id) + name, Body=b"")
+        current = self.meta(upload_id)
+        if current is None or current.done:
+            raise FileNotFoundError(f"upload {upload_id} is not in the store")
+        if etag is None or current.generation != meta.generation:
+            meta.upload_id, meta.generation = current.upload_id, current.generation
+            self.send_staged(upload_id, start, data)
 
     def send_staged(self, upload_id: str, start: int, data: bytes) -> None:
         self.s3.put(self._pieces_prefix(upload_id) + piece_name(start, start + len(data)), data)
@@ -197,7 +142,7 @@ class S3ChunkStore:
                 meta.size = size
                 self._save_meta(upload_id, meta)
             return
-        created = self.s3.call("create_multipart_upload", Key=self.upload_key(upload_id))
+        created = self.s3.call("create_multipart_upload", Key=self.upload_key(upload_id, 1))
         self._save_meta(upload_id, Meta(created["UploadId"], size, part_grid(size)))
 
     async def create(self, upload_id: str, size: int) -> None:
@@ -216,29 +161,44 @@ class S3ChunkStore:
     async def open(self, upload_id: str, offset: int, length: int, *, read_back: bool = True) -> S3ChunkWriter:
         return await self._run(self._open, upload_id, offset, length, read_back)
 
+    def _source(self, upload_id: str, piece: Piece) -> tuple[str, int]:
+        """(object, where the upload's byte 0 would be in it) of a staged piece or a view."""
+        if piece.view:
+            assert piece.generation is not None and piece.offset is not None
+            return self.upload_key(upload_id, piece.generation), piece.start - piece.offset
+        return self._pieces_prefix(upload_id) + piece.name, piece.start
+
     def _read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:
         meta = self.meta(upload_id)
         if meta is None:
             return 0
         if meta.done:  # completed: the object is readable
             size = min(len(buf), max(0, meta.size - offset))
-            data = self.s3.get_range(self.upload_key(upload_id), offset, offset + size) if size else b""
+            data = self.s3.get_range(self.upload_key(upload_id, meta.generation), offset, offset + size)
             buf[:len(data)] = data
             return len(data)
-        got = 0
-        prefix = self._pieces_prefix(upload_id)
-        for seg in readable_end(resolve(self.pieces(upload_id)), offset):
-            start = offset + got
-            end = min(seg.end, offset + len(buf))
-            data = self.s3.get_range(prefix + seg.piece.name, start - seg.piece.start, end - seg.piece.start)
-            buf[got:got + len(data)] = data
-            got += len(data)
-            if got == len(buf) or len(data) < end - start:
+        got, snapped = 0, False
+        while got < len(buf):
+            segments = resolve(self.pieces(upload_id), meta.generation)
+            for seg in readable_end(segments, offset + got):
+                key, base = self._source(upload_id, seg.piece)
+                want = min(seg.end, offset + len(buf)) - (offset + got)
+                data = self.s3.get_range(key, offset + got - base, offset + got + want - base)
+                buf[got:got + len(data)] = data
+                got += len(data)
+                if len(data) < want:
+                    return got  # the piece is shorter than its name says: stop there
+                if got == len(buf):
+                    return got
+            at = next((s for s in segments if s.start <= offset + got < s.end), None)
+            if at is None or at.piece.staged or snapped:
                 break
+            meta, snapped = snapshot(self, upload_id), True  # a part: make it readable
         return got
 
     async def read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:
-        """Staged bytes only: a range in a part reads as absent (0) until completion."""
+        """Staged bytes at once; bytes in parts after a :meth:`_snapshot` (server-side work,
+        for the rare read-back of a whole chunk: a rebuild, a catch-up whose fork failed)."""
         return await self._run(self._read_into, upload_id, offset, buf)
 
     def blocking_reader(self) -> None:
@@ -261,22 +221,22 @@ class S3ChunkStore:
         if source is None:
             raise FileNotFoundError(f"upload {source_id} is not in the store")
         if not source.done and any(not p.staged for p in self.pieces(source_id)):
-            self._complete(source_id)
+            complete(self, source_id)
             source = self.meta(source_id)
             assert source is not None
         dest = self._pieces_prefix(upload_id)
         copies: list[tuple[str, int, int, int, bool]] = []  # (source key, from, to, at, whole object)
         if source.done:
             end = min(length, source.size)
-            copies.append((self.upload_key(source_id), 0, end, offset, end == source.size))
+            copies.append((self.upload_key(source_id, source.generation), 0, end, offset, end == source.size))
         else:
-            prefix = self._pieces_prefix(source_id)
-            for seg in resolve(self.pieces(source_id)):
+            for seg in resolve(self.pieces(source_id), source.generation):
                 if seg.start >= length:
                     break
-                a, b = seg.start - seg.piece.start, min(seg.end, length) - seg.piece.start
-                whole = a == 0 and b == seg.piece.end - seg.piece.start
-                copies.append((prefix + seg.piece.name, a, b, offset + seg.start, whole))
+                key, base = self._source(source_id, seg.piece)
+                a, b = seg.start - base, min(seg.end, length) - base
+                whole = not seg.piece.view and a == 0 and b == seg.piece.end - seg.piece.start
+                copies.append((key, a, b, offset + seg.start, whole))
         for key, a, b, at, whole in copies:
             name = dest + piece_name(at, at + b - a)
             if whole:
@@ -288,76 +248,29 @@ class S3ChunkStore:
     async def copy_from(self, upload_id: str, offset: int, source_id: str, length: int) -> None:
         await self._run(self._copy_from, upload_id, offset, source_id, length)
 
-    def _complete(self, upload_id: str) -> Meta:
-        """Complete the multipart upload (see the module doc); idempotent."""
-        meta = self.meta(upload_id)
-        if meta is None:
-            raise FileNotFoundError(f"upload {upload_id} is not in the store")
-        if meta.done:
-            return meta
-        pieces = self.pieces(upload_id)
-        try:
-            planned = plan(resolve(pieces), meta.size, meta.grid)
-        except ValueError as exc:
-            raise RuntimeError(f"upload {upload_id} cannot be completed: {exc}") from exc
-        parts = [self._make_part(upload_id, meta, p) for p in planned]
-        self.s3.call("complete_multipart_upload", Key=self.upload_key(upload_id), UploadId=meta.upload_id,
-                     MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in parts]})
-        meta.done = True
-        self._save_meta(upload_id, meta)
-        prefix = self._pieces_prefix(upload_id)
-        self.s3.delete_keys([prefix + p.name for p in pieces])
-        return meta
-
-    def _make_part(self, upload_id: str, meta: Meta, planned: PlannedPart) -> tuple[int, str]:
-        number = part_number(planned.start, meta.grid)
-        if planned.how == "part":
-            piece = planned.segments[0].piece
-            assert piece.part is not None and piece.etag is not None
-            return piece.part, f'"{piece.etag}"'
-        key, prefix = self.upload_key(upload_id), self._pieces_prefix(upload_id)
-        if planned.how == "copy":
-            seg = planned.segments[0]
-            a = seg.start - seg.piece.start
-            result = self.s3.call("upload_part_copy", Key=key, UploadId=meta.upload_id, PartNumber=number,
-                                  CopySource={"Bucket": self.s3.bucket, "Key": prefix + seg.piece.name},
-                                  CopySourceRange=f"bytes={a}-{a + seg.length - 1}")
-            self.s3.count(copied=seg.length)
-            return number, str(result["CopyPartResult"]["ETag"])
-        data = b"".join(self._segment_bytes(prefix, s) for s in planned.segments)
-        etag = self.s3.call("upload_part", Key=key, UploadId=meta.upload_id, PartNumber=number, Body=data)["ETag"]
-        self.s3.count(written=len(data))
-        return number, str(etag)
-
-    def _segment_bytes(self, prefix: str, seg: Segment) -> bytes:
-        a = seg.start - seg.piece.start
-        return self.s3.get_range(prefix + seg.piece.name, a, a + seg.length)
-
-    async def complete(self, upload_id: str) -> None:
-        """Complete the multipart upload: the object is at :meth:`upload_key` afterwards."""
-        await self._run(self._complete, upload_id)
+    async def complete(self, upload_id: str) -> str:
+        """Complete the multipart upload; the key of the object that holds the upload then."""
+        meta = await self._run(complete, self, upload_id)
+        return self.upload_key(upload_id, meta.generation)
 
     @asynccontextmanager
     async def materialize(self, upload_id: str) -> AsyncIterator[Path]:
         """Completes the upload (the only way to read its parts) and downloads the object to
         a temporary file, removed when the context ends."""
-        await self.complete(upload_id)
-        async with downloaded(self.s3, self.pool, self.upload_key(upload_id), self.tmp_dir) as path:
+        key = await self.complete(upload_id)
+        async with self.s3.downloaded(self.pool, key, self.tmp_dir) as path:
             yield path
 
     def _delete(self, upload_id: str) -> None:
-        meta = self.meta(upload_id)
-        key = self.upload_key(upload_id)
-        ids = {meta.upload_id} if meta is not None else set()
-        ids |= {u["UploadId"] for u in self.s3.call("list_multipart_uploads", Prefix=key).get("Uploads", [])
-                if u["Key"] == key}
-        for uid in ids:
+        uploads = self._uploads_prefix(upload_id)
+        listed = self.s3.call("list_multipart_uploads", Prefix=uploads[:-1]).get("Uploads", [])
+        for upload in (u for u in listed if u["Key"] == uploads[:-1] or u["Key"].startswith(uploads)):
             try:
-                self.s3.call("abort_multipart_upload", Key=key, UploadId=uid)
+                self.s3.call("abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"])
             except FileNotFoundError:
                 pass  # completed or aborted already
-        prefix = self._pieces_prefix(upload_id)
-        self.s3.delete_keys([k for k, _ in self.s3.list_keys(prefix)] + [key, self._meta_key(upload_id)])
+        keys = [k for prefix in (self._pieces_prefix(upload_id), uploads) for k, _ in self.s3.list_keys(prefix)]
+        self.s3.delete_keys(keys + [self._meta_key(upload_id)])
 
     async def delete(self, upload_id: str) -> None:
         """Abort the multipart upload and remove every piece, the object and the record."""
@@ -369,7 +282,7 @@ class S3ChunkStore:
         marker: dict[str, str] = {}
         while True:
             page = self.s3.call("list_multipart_uploads", Prefix=uploads, **marker)
-            found |= {u["Key"][len(uploads):] for u in page.get("Uploads", [])}
+            found |= {u["Key"][len(uploads):].split("/", 1)[0] for u in page.get("Uploads", [])}
             if not page.get("IsTruncated"):
                 break
             marker = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
@@ -390,28 +303,11 @@ class S3ChunkStore:
         pieces = self.s3.key("pieces") + "/"
         for key, size in self.s3.list_keys(pieces):
             piece = Piece.parse(key.rsplit("/", 1)[-1])
+            if piece is not None and piece.view:
+                continue  # its bytes are in an object under uploads/
             used += size if piece is None or piece.staged else piece.end - piece.start
         used += sum(size for _, size in self.s3.list_keys(self.s3.key("uploads") + "/"))
         return count, used
 
     async def stats(self) -> tuple[int, int]:
         return await self._run(self._stats)
-
-
-@asynccontextmanager
-async def downloaded(s3: S3Bucket, pool: Executor | None, key: str, tmp_dir: Path | None) -> AsyncIterator[Path]:
-    """The object ``key`` in a temporary file (under ``tmp_dir``), removed afterwards."""
-    loop = asyncio.get_running_loop()
-
-    def make() -> Path:
-        if tmp_dir is not None:
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix="s3-", dir=tmp_dir))
-
-    folder = await loop.run_in_executor(pool, make)
-    path = folder / "object"
-    try:
-        await loop.run_in_executor(pool, s3.download, key, path)
-        yield path
-    finally:
-        await loop.run_in_executor(pool, shutil.rmtree, folder, True)

@@ -6,13 +6,17 @@ it, so a listing is the whole bookkeeping and no object is ever read-modified-wr
 
 - a **staged** piece ``<start>-<end>-<stamp>-<rand>.s`` is an object holding bytes
   ``[start, end)`` of the upload (readable at once);
-- a **part** marker ``<start>-<end>-<stamp>-<rand>.p<number>.<etag>`` is an empty object
-  saying that part ``number`` of the multipart upload holds bytes ``[start, end)``
-  (not readable before completion).
+- a **part** marker ``<start>-<end>-<stamp>-<rand>.p<number>.g<generation>.<etag>`` is an
+  empty object saying that part ``number`` of the multipart upload of that generation
+  holds bytes ``[start, end)`` (not readable before completion);
+- a **view** marker ``<start>-<end>-<stamp>-<rand>.v<generation>.<offset>`` is an empty
+  object saying that bytes ``[start, end)`` are readable in the completed object of an
+  earlier generation, from ``offset`` (see :meth:`S3ChunkStore.snapshot`).
 
 Where pieces overlap (a range written again), the newest wins byte by byte; a staged
-piece can give any slice of itself, a part only the whole of it (a part overlapped by a
-newer piece is left out of the completed object).
+piece or a view can give any slice of itself, a part only the whole of it (a part
+overlapped by a newer piece is left out of the completed object). Parts of an earlier
+generation are gone (their multipart upload was completed): they count for nothing.
 
 Part numbers: every part is at least ``grid`` bytes (5 MiB or more) except the last, so
 ``start // grid + 1`` numbers parts in order and never twice (``grid`` is chosen at
@@ -30,7 +34,8 @@ from dataclasses import dataclass
 MIB = 1 << 20
 MIN_PART = 5 * MIB  # S3's least part size (all parts but the last)
 MAX_PARTS = 10_000
-_NAME = re.compile(r"^(\d{15})-(\d{15})-(\d{20})-([0-9a-f]{8})\.(?:s|p(\d+)\.([0-9a-f]+))$")
+_NAME = re.compile(r"^(\d{15})-(\d{15})-(\d{20})-([0-9a-f]{8})\."
+                   r"(?:s|p(\d+)\.g(\d+)\.([0-9a-f]+)|v(\d+)\.(\d{15}))$")
 
 
 def part_grid(size: int) -> int:
@@ -51,25 +56,41 @@ class Piece:
     name: str
     part: int | None = None  # a part marker: the part's number
     etag: str | None = None
+    generation: int | None = None  # a part's multipart upload, or the object a view reads
+    offset: int | None = None  # a view: where ``start`` is in that object
 
     @property
     def staged(self) -> bool:
+        """Readable now (a staged piece or a view), rather than a part."""
         return self.part is None
+
+    @property
+    def view(self) -> bool:
+        return self.offset is not None
 
     @staticmethod
     def parse(name: str) -> Piece | None:
         m = _NAME.match(name)
         if m is None:
             return None
-        part = int(m.group(5)) if m.group(5) else None
-        return Piece(int(m.group(1)), int(m.group(2)), int(m.group(3)), name, part, m.group(6))
+        start, end, stamp = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        if m.group(5):
+            return Piece(start, end, stamp, name, int(m.group(5)), m.group(7), int(m.group(6)))
+        if m.group(8):
+            return Piece(start, end, stamp, name, generation=int(m.group(8)), offset=int(m.group(9)))
+        return Piece(start, end, stamp, name)
 
 
-def piece_name(start: int, end: int, part: int | None = None, etag: str | None = None) -> str:
-    base = f"{start:015d}-{end:015d}-{time.time_ns():020d}-{os.urandom(4).hex()}"
+def piece_name(start: int, end: int, part: int | None = None, etag: str | None = None,
+               generation: int | None = None, *, offset: int | None = None, stamp: int | None = None) -> str:
+    """A staged piece's name; a part marker's with ``part``, ``etag`` and ``generation``;
+    a view's with ``generation`` and ``offset`` (``stamp``: the piece it stands for)."""
+    base = f"{start:015d}-{end:015d}-{stamp or time.time_ns():020d}-{os.urandom(4).hex()}"
+    if offset is not None:
+        return f"{base}.v{generation}.{offset:015d}"
     if part is None:
         return base + ".s"
-    return f"{base}.p{part}.{(etag or '').strip(chr(34))}"
+    return f"{base}.p{part}.g{generation}.{(etag or '').strip(chr(34))}"
 
 
 @dataclass(frozen=True)
@@ -84,11 +105,13 @@ class Segment:
         return self.end - self.start
 
 
-def resolve(pieces: Sequence[Piece]) -> list[Segment]:
-    """Who holds each byte: newest piece first; a part whole or not at all."""
+def resolve(pieces: Sequence[Piece], generation: int | None = None) -> list[Segment]:
+    """Who holds each byte: newest piece first; a part whole or not at all, and only a
+    part of ``generation`` (the multipart upload in progress), when it is given."""
     taken: list[tuple[int, int]] = []
     out: list[Segment] = []
-    for piece in sorted(pieces, key=lambda p: (p.stamp, p.name), reverse=True):
+    live = [p for p in pieces if p.part is None or generation is None or p.generation == generation]
+    for piece in sorted(live, key=lambda p: (p.stamp, p.name), reverse=True):
         free = _uncovered(piece.start, piece.end, taken)
         if piece.part is not None:
             if free != [(piece.start, piece.end)]:
