@@ -10,7 +10,7 @@ FE     := frontend
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test test-all test-faults bench bench-compare typecheck clean frontend uppy browser tus-js \
-	postgres seaweedfs redis
+	postgres seaweedfs redis nginx cluster
 
 CLIENT := clients/python
 
@@ -76,6 +76,16 @@ redis:
 	@command -v redis-server >/dev/null 2>&1 || test -x /usr/bin/redis-server || { echo "installing Debian redis-server"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
 
+# Debian's nginx, the load balancer of `make cluster` (run in the foreground by it, never as a service).
+nginx:
+	@test -x /usr/sbin/nginx || { echo "installing Debian nginx"; $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx; }
+
+# The scale-out shape on loopback: SeaweedFS (S3), Redis, PostgreSQL, 3 replicas, an importer,
+# nginx round-robin in front on $(PORT). Ctrl-C stops it all (deploy/cluster.py).
+cluster: install frontend uppy postgres seaweedfs redis nginx
+	$(PY) -m deploy.cluster --port $(PORT)
+
 # The server and one importer next to it (siblings: the server never loads LlamaIndex);
 # Ctrl-C (or the server ending) stops both.
 run: install frontend uppy
@@ -83,7 +93,7 @@ run: install frontend uppy
 	trap 'kill -TERM $$importer 2>/dev/null; wait $$importer' EXIT INT TERM; \
 	$(PY) -m backend --host $(HOST) --port $(PORT)
 
-test: install frontend uppy browser tus-js postgres seaweedfs redis
+test: install frontend uppy browser tus-js postgres seaweedfs redis nginx
 	cd $(FE) && $(NPM) test --silent
 	STREAMING_TEST_REQUIRE_SERVERS=1 $(PY) -m pytest -q
 
