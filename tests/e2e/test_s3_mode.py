@@ -41,12 +41,13 @@ def leftovers(weed: SeaweedServer, bucket: str) -> tuple[list[str], list[str]]:
 
 
 @pytest.fixture(scope="module")
-def pdf_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def pdf_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     folder = tmp_path_factory.mktemp("s3_pdfs")
-    one, two = folder / "chunked.pdf", folder / "tus.pdf"
+    one, two, small = folder / "chunked.pdf", folder / "tus.pdf", folder / "small.pdf"
     make_pdf(one, SIZE, pages=2, text=WORD, seed=151)
     make_pdf(two, SIZE + 777, pages=2, text=WORD, seed=152)
-    return one, two
+    make_pdf(small, 3_000_000, pages=1, seed=153)
+    return one, two, small
 
 
 async def _wait_indexed(api: ApiClient, doc_id: int, timeout: float = 90) -> str:
@@ -70,20 +71,20 @@ async def _check_download(api: ApiClient, doc_id: int, source: Path) -> None:
     assert status == 206 and body == data[-1000:]
 
 
-def _tus_upload(endpoint: str, path: Path) -> str:
+def _tus_upload(endpoint: str, path: Path, chunk: int = 8 * MIB) -> str:
     from tusclient.client import TusClient
 
     with open(path, "rb") as stream:  # tuspy leaves a file it opened itself unclosed
-        up = TusClient(endpoint).uploader(file_stream=stream, chunk_size=8 * MIB, upload_checksum=True,
+        up = TusClient(endpoint).uploader(file_stream=stream, chunk_size=chunk, upload_checksum=True,
                                           metadata={"filename": path.name, "filetype": "application/pdf"})
         up.upload()
         return str(up.url)
 
 
-async def test_chunk_api_and_tus_uploads_live_in_s3(make_server: Callable[..., ServerProcess], pdf_pair: tuple[Path, Path],
+async def test_chunk_api_and_tus_uploads_live_in_s3(make_server: Callable[..., ServerProcess], pdf_pair: tuple[Path, Path, Path],
                                                     seaweed_server: SeaweedServer, s3_bucket: str) -> None:
     server = make_server(**s3_env(seaweed_server, s3_bucket))
-    chunked, by_tus = pdf_pair
+    chunked, by_tus, small = pdf_pair
     async with ApiClient(server.base_url) as api:
         session = await api.initiate(chunked.name, SIZE)
         assert session["chunk_size"] >= 5 * MIB  # the server's choice in S3 mode
@@ -101,6 +102,12 @@ async def test_chunk_api_and_tus_uploads_live_in_s3(make_server: Callable[..., S
         assert head.status == 200 and head.headers["upload-offset"] == str(by_tus.stat().st_size)
         tus_doc = int(head.headers["upload-document-id"])
         await _check_download(api, tus_doc, by_tus)
+        # PATCHes of 300 KiB: every tail is staged, re-read by the next PATCH, folded at the end
+        url = await asyncio.to_thread(_tus_upload, f"{server.base_url}/files/", small, 300 << 10)
+        head = await api.http.head(url, headers={"Tus-Resumable": "1.0.0"})
+        small_doc = int(head.headers["upload-document-id"])
+        sha, size, _ = await api.download_sha256(small_doc)
+        assert (sha, size) == (sha256_file(small), small.stat().st_size)
 
         assert await _wait_indexed(api, doc_id) == "indexed", server.importer_log_tail()
         hits = (await api.get(f"/api/documents/search?q={WORD}")).body["hits"]
@@ -110,10 +117,10 @@ async def test_chunk_api_and_tus_uploads_live_in_s3(make_server: Callable[..., S
 
 
 async def test_a_cancelled_upload_leaves_no_multipart_upload(make_server: Callable[..., ServerProcess],
-                                                             pdf_pair: tuple[Path, Path],
+                                                             pdf_pair: tuple[Path, Path, Path],
                                                              seaweed_server: SeaweedServer, s3_bucket: str) -> None:
     server = make_server(**s3_env(seaweed_server, s3_bucket))
-    chunked, _ = pdf_pair
+    chunked, _, _ = pdf_pair
     async with ApiClient(server.base_url) as api:
         session = await api.initiate(chunked.name, SIZE)
         run = await upload_chunks(api, session, chunked, [0, 2], in_flight=1)
