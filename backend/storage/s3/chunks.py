@@ -126,7 +126,7 @@ class S3ChunkStore:
         current = self.meta(upload_id)
         if current is None or current.done:
             raise FileNotFoundError(f"upload {upload_id} is not in the store")
-        if etag is None or current.generation != meta.generation:
+        if etag is None or (current.generation, current.upload_id) != (meta.generation, meta.upload_id):
             meta.upload_id, meta.generation = current.upload_id, current.generation
             self.send_staged(upload_id, start, data)
 

@@ -29,31 +29,41 @@ log = logging.getLogger(__name__)
 
 
 def snapshot(store: S3ChunkStore, upload_id: str) -> Meta:
-    """Make the parts readable: complete the multipart upload with the parts written
-    so far (their object stays, as this generation's), note each part's range in it
-    as a view, and go on with a new multipart upload (the next generation). The views
-    are folded back into parts at completion (UploadPartCopy, inside S3). For a
-    read-back of bytes already in parts (a rebuild after a restart or on resume)."""
+    """Make the parts readable: go on with a new multipart upload (the next generation),
+    then complete the previous one with the parts written to it (its object stays) and
+    note each part's range in that object as a view. The views are folded back into parts
+    at completion (UploadPartCopy, inside S3). For a read-back of bytes already in parts
+    (a rebuild after a restart or on resume).
+
+    The order matters for a writer sending a part meanwhile: it checks the record after
+    its part's marker is written (:meth:`S3ChunkStore.send_part`). Seeing the previous
+    generation means its marker was written before the switch, so before the listing
+    below, and its part is in the completed object; seeing a new one, it stages its bytes."""
     meta = store.meta(upload_id)
     if meta is None:
         raise FileNotFoundError(f"upload {upload_id} is not in the store")
-    pieces = store.pieces(upload_id)
-    parts = [seg for seg in resolve(pieces, meta.generation) if not seg.piece.staged]
-    if meta.done or not parts:
+    if meta.done or all(seg.piece.staged for seg in resolve(store.pieces(upload_id), meta.generation)):
         return meta
-    key = store.upload_key(upload_id, meta.generation)
-    store.s3.call("complete_multipart_upload", Key=key, UploadId=meta.upload_id, MultipartUpload={
-        "Parts": [{"PartNumber": seg.piece.part, "ETag": f'"{seg.piece.etag}"'} for seg in parts]})
+    generation, previous = meta.generation, meta.upload_id
+    created = store.s3.call("create_multipart_upload", Key=store.upload_key(upload_id, generation + 1))
+    meta.upload_id, meta.generation = created["UploadId"], generation + 1
+    store._save_meta(upload_id, meta)
+    pieces = store.pieces(upload_id)
+    parts = [seg for seg in resolve(pieces, generation) if not seg.piece.staged]
+    key = store.upload_key(upload_id, generation)
+    try:
+        store.s3.call("complete_multipart_upload", Key=key, UploadId=previous, MultipartUpload={
+            "Parts": [{"PartNumber": seg.piece.part, "ETag": f'"{seg.piece.etag}"'} for seg in parts]})
+    except FileNotFoundError:  # another replica's snapshot took that generation: use its record
+        return store.meta(upload_id) or meta
     prefix, at = store._pieces_prefix(upload_id), 0
     for seg in parts:
-        name = piece_name(seg.start, seg.end, generation=meta.generation, offset=at, stamp=seg.piece.stamp)
+        name = piece_name(seg.start, seg.end, generation=generation, offset=at, stamp=seg.piece.stamp)
         store.s3.call("put_object", Key=prefix + name, Body=b"")
         at += seg.length
-    created = store.s3.call("create_multipart_upload", Key=store.upload_key(upload_id, meta.generation + 1))
-    meta.upload_id, meta.generation = created["UploadId"], meta.generation + 1
-    store._save_meta(upload_id, meta)
-    store.s3.delete_keys([prefix + p.name for p in pieces if p.part is not None])
-    log.info("upload %s: parts made readable (generation %d)", upload_id, meta.generation - 1)
+    stale = [prefix + p.name for p in pieces if p.part is not None and (p.generation or 0) <= generation]
+    store.s3.delete_keys(stale)
+    log.info("upload %s: parts made readable (generation %d)", upload_id, generation)
     return meta
 
 
