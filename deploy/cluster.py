@@ -234,8 +234,12 @@ def main(argv: list[str] | None = None) -> None:
               f"Redis {cluster.redis.url if cluster.redis else ''}; PostgreSQL "
               f"{cluster.postgres.url(DATABASE) if cluster.postgres else ''}", flush=True)
         print(f"  logs and data under {root}; Ctrl-C stops everything", flush=True)
+        gone: set[str] = set()
         while not stopping:
-            cluster._check_alive()
+            for name, proc in cluster.procs:  # a part that dies is told, and the rest go on
+                if proc.poll() is not None and name not in gone:
+                    gone.add(name)
+                    print(f"{name} exited ({proc.returncode}); see {root / name}", flush=True)
             time.sleep(0.5)
     finally:
         print("stopping the cluster", flush=True)

@@ -6,6 +6,9 @@ nginx, started by ``deploy/cluster.py`` as a user would, then used only through 
   the importer included), and the document downloads byte-exact, whole and by Range;
 - a tus upload (tuspy, 5 MiB PATCHes) through nginx lands on every replica in turn and
   comes back byte-exact;
+- twenty uploads at once through nginx all come back byte-exact;
+- a replica SIGKILLed while an upload's chunks are in flight costs only those chunks:
+  the client sends them again, they land on the other replicas, the file is byte-exact;
 - Ctrl-C stops every process the cluster started and removes its files.
 """
 
@@ -19,15 +22,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from deploy.cluster import _nginx
-from tests.e2e.client import PREFIX, ApiClient
+from tests.e2e.client import PREFIX, ApiClient, upload_chunks
 from tests.pdfgen import make_pdf
 from tests.realservers.postgres import pg_bin
 from tests.realservers.procs import free_ports, missing
@@ -56,8 +60,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             missing(what, how)
     root = tmp_path_factory.mktemp("cluster") / "root"
     (port,) = free_ports(1)
+    # every replica inherits the cluster's environment: room for twenty uploads at once
+    env = {**os.environ, "STREAMING_MAX_CONCURRENT_UPLOADS": "100", "STREAMING_MAX_OPEN_SESSIONS_PER_OWNER": "100",
+           "STREAMING_RATE_LIMIT_PER_MINUTE": "0", "STREAMING_IP_RATE_LIMIT_PER_MINUTE": "0"}
     proc = subprocess.Popen([sys.executable, "-m", "deploy.cluster", "--port", str(port), "--root", str(root)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     assert proc.stdout is not None
     lines: list[str] = []
@@ -141,6 +148,63 @@ async def test_tus_patches_round_robin_through_nginx(cluster: Running, tmp_path:
         assert (sha, size) == (digest, source.stat().st_size)
     patches = {name: log.count(f'"PATCH /files/{upload_id} 204"') for name, log in replica_logs(cluster.root).items()}
     assert sum(patches.values()) == 4 and sum(1 for n in patches.values() if n) >= 2, patches
+
+
+async def upload_until_done(api: ApiClient, source: Path, *, on_first: Callable[[], None] = lambda: None,
+                            tries: int = 6) -> dict[str, Any]:
+    """Initiate, send every chunk (4 in flight), and resend what /resume says is missing
+    until /complete answers, as a client does when a replica goes away under it (nginx then
+    answers 502 for the requests that were on it); the document."""
+    session = await api.initiate(source.name, source.stat().st_size)
+    sid = session["session_id"]
+    todo: list[int] = list(range(session["total_chunks"]))
+    for attempt in range(tries):
+        await upload_chunks(api, session, source, todo, in_flight=4,
+                            on_ack=lambda run, _: on_first() if len(run.acked) == 1 else None)
+        done = await api.complete(sid)
+        if done.status == 200:
+            return dict(done.body["document"])
+        assert done.status in (409, 502, 503), done
+        resumed = await api.resume(sid)
+        assert resumed.status == 200, resumed
+        todo = list(resumed.body["missing_chunks"])
+        await asyncio.sleep(0.2 * attempt)
+    raise AssertionError(f"{source.name}: not complete after {tries} tries")
+
+
+async def test_twenty_uploads_at_once_come_back_byte_exact(cluster: Running, tmp_path: Path) -> None:
+    sources = [tmp_path / f"u{i}.pdf" for i in range(20)]
+    digests = [make_pdf(path, (3 + i % 5) * MIB) for i, path in enumerate(sources)]
+    async with ApiClient(cluster.url) as api:
+        docs = await asyncio.gather(*(upload_until_done(api, path) for path in sources))
+        for doc, path, digest in zip(docs, sources, digests):
+            sha, size, _ = await api.download_sha256(doc["id"])
+            assert (sha, size) == (digest, path.stat().st_size), path.name
+    served = {name: log.count("/complete/") for name, log in replica_logs(cluster.root).items()}
+    assert all(served.values()), served
+
+
+async def test_a_replica_killed_mid_upload_costs_only_its_chunks(cluster: Running, tmp_path: Path) -> None:
+    """SIGKILL one replica while an upload's chunks are in flight on all three: nginx
+    answers 502 for those on it (they were never acknowledged), the client sends them
+    again, they land on the two others, and the file comes back byte-exact."""
+    source = tmp_path / "k.pdf"
+    digest = make_pdf(source, 48 * MIB)
+    victim = next(p for p in psutil.Process(cluster.proc.pid).children()
+                  if p.cmdline()[1:3] == ["-m", "backend"] and p.cwd() == str(cluster.root / "replica-2"))
+    killed: list[int] = []
+
+    def kill() -> None:
+        if killed:
+            return  # once: a later round acknowledges a first chunk again
+        victim.kill()
+        killed.append(victim.pid)
+
+    async with ApiClient(cluster.url) as api:
+        doc = await upload_until_done(api, source, on_first=kill)
+        assert killed, "the replica was not killed mid-upload"
+        sha, size, _ = await api.download_sha256(doc["id"])
+        assert (sha, size) == (digest, source.stat().st_size)
 
 
 def test_ctrl_c_stops_everything(cluster: Running) -> None:
