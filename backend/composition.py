@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -165,6 +166,7 @@ def build_services(settings: Settings) -> Services:
         open_sessions=sessions.admission.open_count, inflight_bytes=lambda: budget.in_use,
         backpressure=lambda: {"wait": budget.waits, "refusal": budget.refusals},
         rate_limited=lambda: dict(rate_limits.refusals),
+        object_store=_object_store_traffic(chunks),
     ))
     uploads = UploadService(sessions, assembly, AppendService(assembly, coordination.locks), completion)
     worker = None
@@ -175,3 +177,13 @@ def build_services(settings: Settings) -> Services:
     return Services(settings, pool, sessions, assembly, completion, documents, validation, stats, memory, hub,
                     reporter, repo, importer, metrics, rate_limits, uploads, coordination=coordination,
                     import_worker=worker)
+
+
+def _object_store_traffic(chunks: ChunkStore) -> Callable[[], dict[str, int]] | None:
+    """What an object store (S3) sent and copied, for ``/metrics``; None for local disk."""
+    from backend.storage.s3.chunks import S3ChunkStore  # boto3 is imported by the store, not here
+
+    if not isinstance(chunks, S3ChunkStore):
+        return None
+    store = chunks
+    return lambda: {"written": store.bytes_written, "copied": store.bytes_copied}

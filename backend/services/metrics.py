@@ -37,6 +37,9 @@ class Sources:
     inflight_bytes: Callable[[], int]
     backpressure: Callable[[], dict[str, int]]
     rate_limited: Callable[[], dict[str, int]]
+    #: An object store's traffic: bytes sent to it in request bodies (``written``) and
+    #: bytes it copied inside itself (``copied``); None for local disk.
+    object_store: Callable[[], dict[str, int]] | None = None
 
 
 class _Snapshot:
@@ -75,6 +78,13 @@ class _Snapshot:
         for scope, n in s.rate_limited().items():
             limited.add_metric([scope], n)
         yield limited
+        if s.object_store is not None:
+            traffic = CounterMetricFamily("pdfupload_object_store_bytes",
+                                          "Bytes sent to the object store (written) and copied inside it (copied).",
+                                          labels=["kind"])
+            for kind, n in s.object_store().items():
+                traffic.add_metric([kind], n)
+            yield traffic
 
 
 class Metrics:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib.util
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -94,6 +95,11 @@ async def test_chunk_api_and_tus_uploads_live_in_s3(make_server: Callable[..., S
         assert reply.status == 200, reply
         doc_id = reply.body["document"]["id"]
         await _check_download(api, doc_id, chunked)
+        # /metrics tells the object store's traffic: every byte sent once, in parts
+        async with api.http.get("/metrics") as resp:
+            text = await resp.text()
+        written = re.search(r'^pdfupload_object_store_bytes_total\{kind="written"\} (\S+)$', text, re.M)
+        assert written is not None and float(written.group(1)) >= SIZE, text[-2000:]
 
         if importlib.util.find_spec("tusclient") is None:
             pytest.skip("tuspy missing: pip install -e '.[test]'")
