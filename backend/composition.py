@@ -152,9 +152,11 @@ def build_services(settings: Settings) -> Services:
     stats = StatsService(settings, sessions, chunks, budget, memory)
     max_streams = budget.limit // RESERVATION + 1
     stream_pool = ThreadPoolExecutor(max_workers=max_streams, thread_name_prefix="chunk")
-    assembly = AssemblyService(sessions, prefix, chunks, validation, budget, reporter, pool, stream_pool)
+    shared_locks = coordination.locks if coordination.redis is not None else None  # one process: its own locks
+    assembly = AssemblyService(sessions, prefix, chunks, validation, budget, reporter, pool, stream_pool,
+                               locks=shared_locks)
     completion = CompletionService(sessions, prefix, validation, chunks, blobs, documents, reporter, pool,
-                                   importer=importer)
+                                   importer=importer, locks=shared_locks)
     rate_limits = SessionRateLimits(
         coordination.limiter,
         owner_rule=Rule(settings.rate_limit_per_minute, 60.0, settings.rate_limit_burst),

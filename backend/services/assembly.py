@@ -39,6 +39,7 @@ from backend.services.sessions import SessionService
 from backend.services.tasks import outlive
 from backend.services.validation import ValidationService
 from backend.storage.base import ChunkStore, ChunkWriter
+from backend.storage.locks import UploadLocker, holding
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,10 @@ HEADER_BYTES = 1024
 # What one chunk request may hold: SLOTS blocks in the worker threads, one filling.
 RESERVATION = (SLOTS + 1) * BLOCK + (256 << 10)
 _SHA = re.compile(r"^[0-9a-fA-F]{64}$")
+#: Several replicas: one writer per chunk across them (a lock per chunk, renewed while the
+#: chunk streams); a retry waits this long for another replica's try to end.
+CHUNK_LEASE_TTL = 5.0
+CHUNK_WAIT = 30.0
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,12 @@ class AssemblyService:
         reporter: ProgressReporter,
         pool: Executor,
         stream_pool: Executor,
+        locks: UploadLocker | None = None,
     ) -> None:
         """``pool`` runs short jobs; ``stream_pool`` gives each streaming chunk its writer
-        thread (as many chunk requests as the memory budget admits)."""
+        thread (as many chunk requests as the memory budget admits). ``locks``: with
+        several replicas, the shared locks that keep one writer per chunk across them
+        (in one process, the session's own chunk locks do)."""
         self.sessions = sessions
         self.prefix = prefix
         self.chunks = chunks
@@ -81,6 +89,7 @@ class AssemblyService:
         self.reporter = reporter
         self.pool = pool
         self.stream_pool = stream_pool
+        self.locks = locks
         self.bytes_received = 0
         self.chunks_accepted = 0
 
@@ -108,7 +117,13 @@ class AssemblyService:
         live.in_flight += 1
         try:
             async with self.budget.reserve(min(RESERVATION, length + BLOCK)):
-                async with live.chunk_lock(chunk_id):
+                async with live.chunk_lock(chunk_id), holding(
+                        self.locks, f"{live.id}:chunk:{chunk_id}", ttl=CHUNK_LEASE_TTL, wait=CHUNK_WAIT,
+                        busy=f"chunk {chunk_id} is still being written by another request; retry"):
+                    if self.locks is not None:  # what another replica's try recorded meanwhile
+                        if await self.sessions.ledger.refresh(live.id) is None:
+                            raise SessionNotActive(f"session {live.id} was ended")
+                        self.ensure_open(live)
                     recorded = s.chunks.get(chunk_id)
                     if recorded is not None:
                         digest = await self._hash_only(data, length)

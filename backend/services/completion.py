@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.errors import (
-    IntegrityFailed, SecurityRejected, SessionNotActive, UploadError, UploadIncomplete,
+    IntegrityFailed, NotFound, SecurityRejected, SessionNotActive, UploadError, UploadIncomplete,
 )
 from backend.services.documents import DocumentService
 from backend.services.importer.service import ImportService
@@ -29,9 +29,13 @@ from backend.services.progress import ProgressReporter
 from backend.services.sessions import SessionService
 from backend.services.validation import ValidationService
 from backend.storage.base import BlobStore, ChunkStore
+from backend.storage.locks import UploadLocker, holding
 from backend.storage.sqlite_docs import DocumentRecord
 
 log = logging.getLogger(__name__)
+
+LEASE_TTL = 5.0  # renewed every 0.2 s while the completion runs
+LOCK_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,11 @@ class CompletionService:
     def __init__(
         self, sessions: SessionService, prefix: PrefixService, validation: ValidationService,
         chunks: ChunkStore, blobs: BlobStore, documents: DocumentService, reporter: ProgressReporter,
-        pool: Executor, importer: ImportService | None = None,
+        pool: Executor, importer: ImportService | None = None, locks: UploadLocker | None = None,
     ) -> None:
+        """``locks``: with several replicas, the shared upload locks, so that one
+        ``/complete`` at a time runs on any replica, and never beside an append."""
+        self.locks = locks
         self.sessions = sessions
         self.prefix = prefix
         self.validation = validation
@@ -62,7 +69,10 @@ class CompletionService:
 
     async def complete(self, owner: str, session_id: str) -> Completed:
         live = await self.sessions.fetch(owner, session_id)
-        async with live.complete_lock:
+        async with live.complete_lock, holding(self.locks, live.id, ttl=LEASE_TTL, wait=LOCK_WAIT,
+                                               busy="this upload is being completed or written to; retry"):
+            if self.locks is not None and await self.sessions.ledger.refresh(live.id) is None:
+                raise NotFound(f"no upload session {session_id}")  # ended on another replica meanwhile
             s = live.session
             if s.status == COMPLETED and s.document_id is not None:
                 return await self._existing(live)

@@ -77,11 +77,14 @@ async def held(locker: UploadLocker, lease: Lease, every: float = 0.2) -> AsyncI
     when the holder should stop: a release was requested, or the lease was lost. The
     lease is released when the block ends."""
     stop = asyncio.Event()
+    ended = asyncio.Event()
     interval = min(every, lease.ttl / 3)
 
     async def renewing() -> None:
-        while True:
-            await asyncio.sleep(interval)
+        while not ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), interval)
+                return
             try:
                 renewal = await locker.renew(lease)
             except Exception:  # Redis unreachable: the lease may lapse; the writer decides
@@ -91,18 +94,39 @@ async def held(locker: UploadLocker, lease: Lease, every: float = 0.2) -> AsyncI
             if not renewal.held:
                 return
 
+    # The renewal is told to end, never cancelled: a cancellation that lands inside a
+    # redis-py command can be swallowed there, and awaiting the task would then hang.
     task = asyncio.create_task(renewing(), name=f"lease {lease.upload_id}")
     try:
         yield stop
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        ended.set()
+        done, _ = await asyncio.wait({task}, timeout=interval + 5.0)  # a renewal in flight ends within its timeout
+        if not done:
+            task.cancel()
         try:
             await locker.release(lease)
         except StorageUnavailable:  # the block's outcome stands; the lease lapses on its own
             log.warning("the lock of upload %s could not be released; it expires in %.0f s",
                         lease.upload_id, lease.ttl)
+
+
+@contextlib.asynccontextmanager
+async def holding(locker: UploadLocker | None, key: str, *, ttl: float, wait: float,
+                  busy: str) -> AsyncIterator[asyncio.Event | None]:
+    """Hold the lock ``key`` for the block (renewed as :func:`held` does), or nothing
+    when ``locker`` is None. ``ServerBusy`` (``busy``, Retry-After 1) when its holder does
+    not release it, nor let it expire, within ``wait`` seconds."""
+    if locker is None:
+        yield None
+        return
+    lease = await locker.acquire(key, ttl=ttl, wait=wait)
+    if lease is None:
+        from backend.errors import ServerBusy
+
+        raise ServerBusy(busy, retry_after=1)
+    async with held(locker, lease) as stop:
+        yield stop
 
 
 @dataclass

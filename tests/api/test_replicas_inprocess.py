@@ -11,7 +11,9 @@ each request of an upload may go to either, and the digest state moves with the 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from backend.app import create_app
 from backend.composition import Services
 from backend.settings import temp_settings
 from tests.conftest import Api
+from tests.pdfgen import make_pdf
 
 MIB = 1 << 20
 
@@ -131,3 +134,28 @@ async def test_the_active_uploads_cap_counts_every_replica(tmp_path: Path, redis
                                     json={"filename": "doc.pdf", "file_size": 1000})
         assert refused.status_code == 429, refused.text
         assert refused.json()["error"] == "too_many_uploads" and int(refused.headers["Retry-After"]) >= 1
+
+
+async def test_rounds_of_ten_uploads_on_three_replicas(tmp_path: Path, redis_url: str) -> None:
+    """Chunks of ten uploads at once, each to any of three replicas (per-chunk locks,
+    lock renewals ending while Redis commands are in flight: this once hung)."""
+    files = []
+    for i in range(10):
+        path = tmp_path / f"m{i}.pdf"
+        make_pdf(path, (3 + i % 4) * MIB + 1000 * i, pages=3, seed=100 + i)
+        files.append(path.read_bytes())
+    async for apis in _replicas(tmp_path, redis_url, 3, max_concurrent_uploads=40, rate_limit_per_minute=0,
+                                ip_rate_limit_per_minute=0, max_open_sessions_per_owner=40):
+        rng = random.Random(5)
+
+        async def one(i: int, data: bytes) -> str:
+            s = await apis[i % 3].initiate(len(data), chunk_size=2 * MIB)
+            sid, cs, total = s["session_id"], s["chunk_size"], s["total_chunks"]
+            for k in range(total):
+                r = await apis[rng.randrange(3)].chunk(sid, k, data[k * cs:(k + 1) * cs])
+                assert r.status_code == 200, r.text
+            return str((await _complete(apis[(i + 1) % 3], sid))["document"]["sha256"])
+
+        for _ in range(3):
+            got = await asyncio.wait_for(asyncio.gather(*(one(i, d) for i, d in enumerate(files))), 60)
+            assert got == [hashlib.sha256(d).hexdigest() for d in files]
