@@ -38,8 +38,9 @@ Errors: :class:`DigestLost` when the implementation lost the state (its child di
 the state was dropped): the caller rebuilds it from the bytes.
 
 The state is plain data (an offset, a SHA-256 state, the scanner's fields), so that it
-can be saved and continued elsewhere; hashlib's objects cannot be serialized, and the
-``rehashes`` package (pinned: the format is its own) is how issue 15 will save one.
+can be saved and continued elsewhere: with several replicas the inline digest is built
+``portable`` (``rehashes``' serializable SHA-256, pinned: the format is its own) and
+:mod:`backend.services.digest_handover` moves states through the shared store.
 """
 
 from __future__ import annotations

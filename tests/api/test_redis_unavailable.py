@@ -44,3 +44,35 @@ async def test_opening_an_upload_is_503_while_redis_is_away(http: tuple[httpx.As
         redis_server.start()
     assert (await client.post("/api/documents/streaming/initiate", json=initiate)).status_code == 201
     assert (await client.post("/files/", headers=TUS)).status_code == 201
+
+
+async def test_every_request_of_an_open_upload_is_503_while_redis_is_away(
+        http: tuple[httpx.AsyncClient, Settings], redis_server: RedisServer, small_pdf: bytes) -> None:
+    """The session state, the upload locks and the digest state are Redis's: a chunk, a
+    tus PATCH or HEAD, /resume and /complete answer 503 with Retry-After, and nothing is
+    acknowledged. (This test's Redis keeps nothing across a restart: see the README for
+    what each persistence mode keeps.)"""
+    client, settings = http
+    r = await client.post("/api/documents/streaming/initiate", json={"filename": "a.pdf", "file_size": len(small_pdf)})
+    sid = r.json()["session_id"]
+    created = await client.post("/files/", headers={**TUS, "Upload-Length": str(len(small_pdf))})
+    url = created.headers["Location"]
+    chunk = small_pdf[:2 * 1024 * 1024]
+    redis_server.stop()
+    try:
+        answers = [
+            await client.post(f"/api/documents/streaming/chunk/{sid}", data={"chunk_id": "0"},
+                              files={"file": ("c", chunk, "application/octet-stream")}),
+            await client.patch(url, content=chunk, headers={"Tus-Resumable": "1.0.0", "Upload-Offset": "0",
+                                                            "Content-Type": "application/offset+octet-stream"}),
+            await client.head(url, headers={"Tus-Resumable": "1.0.0"}),
+            await client.post("/api/documents/streaming/resume", json={"session_id": sid}),
+            await client.post(f"/api/documents/streaming/complete/{sid}"),
+        ]
+        for answer in answers:
+            assert answer.status_code == 503, (answer.request.method, answer.request.url, answer.text)
+            assert answer.headers["retry-after"] == "2"
+        # no byte of the chunk reached its place (the session is read from Redis first)
+        assert all(not any(p.read_bytes()[:1024]) for p in settings.partial_dir.iterdir())
+    finally:
+        redis_server.start()

@@ -3,8 +3,8 @@ limit is one budget across them, a WebSocket on B hears the events of an upload 
 A (by its client id, and in its room with the current state first), and a lost Redis is
 503 ``storage_unavailable`` with ``Retry-After``, never a 500, until it is back.
 
-Sessions themselves are still held per process (the Redis session state store is not
-wired yet), so the upload goes to A only; B shares the bus and the limits."""
+The uploads here go to A only; tests/e2e/test_replicas_any_request.py sends each
+request of an upload to any of three replicas."""
 
 from __future__ import annotations
 
