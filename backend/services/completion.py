@@ -74,6 +74,13 @@ class CompletionService:
             if self.locks is not None and await self.sessions.ledger.refresh(live.id) is None:
                 raise NotFound(f"no upload session {session_id}")  # ended on another replica meanwhile
             s = live.session
+            if self.locks is not None and s.status == PROCESSING:
+                # This replica holds the upload's lock, so no completion runs elsewhere: one
+                # left ``processing`` was interrupted (its replica died). Redo it, as a
+                # restart's recovery does (the bytes, or the stored document, decide).
+                log.warning("session %s: its completion was interrupted on another replica; completing it here",
+                            live.id, extra={"session_id": live.id})
+                s.status = UPLOADING
             if s.status == COMPLETED and s.document_id is not None:
                 return await self._existing(live)
             if s.status == FAILED:

@@ -159,3 +159,16 @@ async def test_rounds_of_ten_uploads_on_three_replicas(tmp_path: Path, redis_url
         for _ in range(3):
             got = await asyncio.wait_for(asyncio.gather(*(one(i, d) for i, d in enumerate(files))), 60)
             assert got == [hashlib.sha256(d).hexdigest() for d in files]
+
+
+async def test_a_completion_interrupted_on_a_dead_replica_is_redone_on_another(
+        pair: list[Api], redis_client: Redis, small_pdf: bytes) -> None:
+    a, b = pair
+    s = await a.initiate(len(small_pdf))
+    sid, cs = s["session_id"], s["chunk_size"]
+    for i in range(s["total_chunks"]):
+        assert (await a.chunk(sid, i, small_pdf[i * cs:(i + 1) * cs])).status_code == 200
+    # A died inside /complete: the state says processing, and nobody holds the lock
+    await redis_client.hset(f"pdfup:state:{sid}", "f:status", '"processing"')
+    done = await _complete(b, sid)
+    assert done["document"]["sha256"] == hashlib.sha256(small_pdf).hexdigest()
