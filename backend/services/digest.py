@@ -73,6 +73,7 @@ class PrefixHandle:
         self.id = holder.new_id()
         self.offset = 0
         self.summary: dict[str, Any] = {}
+        self.published = 0  # several replicas: the offset this state was last saved at
         weakref.finalize(self, holder.forget, self.id)
 
     def update(self, progress: Progress | None) -> None:

@@ -48,13 +48,12 @@ class Handover:
             raise ValueError("the digest hand-over needs the inline digest built portable=True")
         self.digests = digests
         self.states = states
-        self.published: dict[str, int] = {}  # session id -> offset this replica saved last
 
     async def publish(self, live: LiveSession) -> None:
         """Save the session's state if it went further than what this replica saved.
         Not fatal when the store is away: the next replica reads the bytes back."""
         prefix = live.prefix
-        if prefix is None or prefix.offset <= self.published.get(live.id, 0):
+        if prefix is None or prefix.offset <= prefix.published:
             return
         snapshot = await self.digests.snapshot(prefix)
         if snapshot is None:
@@ -66,7 +65,7 @@ class Handover:
             log.warning("session %s: its digest state at %d could not be saved", live.id, offset,
                         extra={"session_id": live.id})
             return
-        self.published[live.id] = offset
+        prefix.published = offset
 
     async def adopt(self, live: LiveSession) -> bool:
         """With the session's prefix lock held: take the saved state if it is further than
@@ -76,8 +75,8 @@ class Handover:
         if saved is not None and local < saved[0] <= live.session.offset:
             prefix = await self.digests.restore(saved[1])
             if prefix is not None and prefix.offset == saved[0]:
+                prefix.published = prefix.offset
                 live.prefix = prefix
-                self.published[live.id] = prefix.offset
                 return True
         if live.prefix is None:
             # Nothing (usable) saved: start from the first byte. The catch-up reads back
@@ -85,6 +84,3 @@ class Handover:
             live.prefix = self.digests.new_state()
             return True
         return False
-
-    def forget(self, session_id: str) -> None:
-        self.published.pop(session_id, None)

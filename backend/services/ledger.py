@@ -97,6 +97,18 @@ class SessionLedger:
             return live
         return live
 
+    def evict(self, live: LiveSession) -> bool:
+        """Shared: stop holding a session idle here (the store has it all; its digest
+        state is saved there too), so a replica's memory follows its recent requests,
+        not every session it ever served. False if it has work or changes in hand."""
+        busy = live.in_flight or (live.catchup_task is not None and not live.catchup_task.done())
+        locked = live.save_lock.locked() or live.complete_lock.locked() or live.prefix_lock.locked()
+        if not self.shared or busy or locked or live.saved_version < live.version:
+            return False
+        self.live.pop(live.id, None)
+        self._forget(live.id)
+        return True
+
     def _forget(self, session_id: str) -> None:
         self._saved_chunks.pop(session_id, None)
         self._saved_fields.pop(session_id, None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -261,6 +262,9 @@ class SessionService:
         whose session the store does not know (checked one by one just before removal: a
         session is saved before its bytes exist, so a new one is never taken for an orphan)."""
         swept = 0
+        idle = self.settings.active_idle_seconds
+        for live in [lv for lv in list(self.live.values()) if time.monotonic() - lv.last_activity > idle]:
+            self.ledger.evict(live)  # held again from the store by its next request here
         for record in await self.states.load_all():
             session_id = str(record.get("session_id"))
             expires = record.get("expires_at")

@@ -172,3 +172,20 @@ async def test_a_completion_interrupted_on_a_dead_replica_is_redone_on_another(
     await redis_client.hset(f"pdfup:state:{sid}", "f:status", '"processing"')
     done = await _complete(b, sid)
     assert done["document"]["sha256"] == hashlib.sha256(small_pdf).hexdigest()
+
+
+async def test_an_idle_session_leaves_a_replicas_memory_and_comes_back_from_the_store(
+        pair: list[Api], small_pdf: bytes) -> None:
+    a, b = pair
+    s = await a.initiate(len(small_pdf))
+    sid, cs = s["session_id"], s["chunk_size"]
+    assert (await a.chunk(sid, 0, small_pdf[:cs])).status_code == 200
+    live = a.svc.sessions.live[sid]
+    await a.svc.sessions.prefix.wait_caught_up(live)
+    live.last_activity -= a.svc.settings.active_idle_seconds + 1
+    await a.svc.sessions.sweep()
+    assert sid not in a.svc.sessions.live, (live.version, live.saved_version, live.in_flight)  # evicted
+    for i in range(1, s["total_chunks"]):
+        assert (await a.chunk(sid, i, small_pdf[i * cs:(i + 1) * cs])).status_code == 200
+    done = await _complete(b, sid)
+    assert done["document"]["sha256"] == hashlib.sha256(small_pdf).hexdigest()
