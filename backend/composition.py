@@ -134,7 +134,9 @@ def build_services(settings: Settings) -> Services:
     bus.subscribe(hub.deliver)
     reporter = ProgressReporter(bus, settings.progress_interval_seconds)
     metrics = Metrics()
-    ledger = SessionLedger(states, chunks, reporter, pool, shared=coordination.states is not None)
+    shared_counters = coordination.counters if coordination.redis is not None else None
+    ledger = SessionLedger(states, chunks, reporter, pool, shared=coordination.states is not None,
+                           counters=shared_counters)
     inspector: Inspector = SandboxedInspector(settings) if settings.inspect_isolation == "process" else inspect_pdf
     validation = ValidationService(settings, pool, reporter, inspector, on_reject=ledger.fail)
     if coordination.digests is not None:  # several replicas: the prefix continues where the bytes land
@@ -146,7 +148,7 @@ def build_services(settings: Settings) -> Services:
                              on_finished=metrics.import_finished)
     documents = DocumentService(repo, blobs, pool, on_delete=importer.forget)
     sessions = SessionService(settings, ledger, prefix, find_duplicate=documents.find_duplicate,
-                              counters=coordination.counters if coordination.redis is not None else None)
+                              counters=shared_counters)
     memory = MemoryWatch(settings, reporter)
     budget = MemoryBudget(settings.inflight_budget, settings.backpressure_wait_seconds, on_pressure=memory.pressure)
     stats = StatsService(settings, sessions, chunks, budget, memory)

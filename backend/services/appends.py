@@ -31,6 +31,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -40,6 +41,7 @@ from typing import Any
 
 from backend.errors import (
     ChecksumMismatch, FileTooLarge, NotAPdf, OffsetMismatch, RequestTimeout, ServerBusy, SessionNotActive,
+    StorageUnavailable,
 )
 from backend.services.assembly import BLOCK, HEADER_BYTES, RESERVATION, SLOTS, AssemblyService, head_of
 from backend.services.block_sink import BlockSink
@@ -147,12 +149,33 @@ class AppendService:
                 raise OffsetMismatch(f"the upload's bytes end at {s.offset}, not {offset}", offset=s.offset)
             await self.sessions.admission.admit(live)
             live.in_flight += 1
+            ended = asyncio.Event()
+            reporting = self._reporting(live, ended) if self.sessions.admission.counters is not None else None
             try:
                 async with self.assembly.budget.reserve(RESERVATION):
                     return await self._append(live, offset, data, checksum, stop)
             finally:
                 live.in_flight -= 1
                 live.last_activity = time.monotonic()
+                if reporting is not None:
+                    ended.set()
+                    await reporting
+
+    def _reporting(self, live: LiveSession, ended: asyncio.Event) -> asyncio.Task[None]:
+        """Shared admission counters: a long append tells them it is active every half
+        idle period, so its slot does not lapse while its body streams in. Told to end,
+        never cancelled (a cancellation inside a redis-py command can be swallowed)."""
+        every = self.sessions.settings.active_idle_seconds / 2
+
+        async def report() -> None:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), every)
+                    return
+                with contextlib.suppress(StorageUnavailable):
+                    await self.sessions.admission.report(live)
+
+        return asyncio.create_task(report(), name=f"admission report {live.id}")
 
     async def _append(self, live: LiveSession, offset: int, data: AsyncIterator[bytes | memoryview],
                       checksum: Checksum | None, stop: asyncio.Event) -> int:

@@ -32,10 +32,11 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
-from backend.errors import UploadError
+from backend.errors import StorageUnavailable, UploadError
 from backend.services.live import LiveSession
 from backend.services.models import _FIELDS, CANCELLED, FAILED, Session
 from backend.services.progress import ProgressReporter
+from backend.services.slots import AdmissionCounters
 from backend.storage.base import ChunkStore, StateStore
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,13 @@ log = logging.getLogger(__name__)
 
 class SessionLedger:
     def __init__(self, states: StateStore, chunks: ChunkStore, reporter: ProgressReporter, pool: Executor,
-                 clock: Callable[[], float] = time.time, shared: bool = False) -> None:
-        """``shared``: the store is shared with other replicas (see the module doc)."""
+                 clock: Callable[[], float] = time.time, shared: bool = False,
+                 counters: AdmissionCounters | None = None) -> None:
+        """``shared``: the store is shared with other replicas (see the module doc).
+        ``counters``: the admission counters they share; a session that ends here (failed,
+        discarded, removed) stops counting there at once."""
         self.shared = shared
+        self.counters = counters
         self.states = states
         self.chunks = chunks
         self.reporter = reporter
@@ -161,6 +166,7 @@ class SessionLedger:
         live.touch()
         await self.chunks.delete(live.id)
         await self.save(live)
+        await self._uncount(live)
         self.reporter.status(live, FAILED, exc.message, error=exc.code, **exc.extra)
         log.warning("session %s: failed (%s: %s)", live.id, exc.code, exc.message, extra={"session_id": live.id})
 
@@ -180,6 +186,16 @@ class SessionLedger:
             await self.states.delete(live.id)
         self.live.pop(live.id, None)
         self._forget(live.id)
+        await self._uncount(live)
+
+    async def _uncount(self, live: LiveSession) -> None:
+        if self.counters is None:
+            return
+        try:
+            await self.counters.forget(live.id, live.session.owner)
+        except StorageUnavailable:  # the session did end; its place lapses when idle or expired
+            log.warning("session %s: ended, but the admission counters could not be told", live.id,
+                        extra={"session_id": live.id})
 
 
 def _fields_of(session: Session) -> dict[str, Any]:

@@ -195,12 +195,10 @@ class SessionService:
         await self.admission.report(live)  # shared counters only
 
     async def fail(self, live: LiveSession, exc: UploadError) -> None:
-        await self.ledger.fail(live, exc)
-        await self.admission.report(live)
+        await self.ledger.fail(live, exc)  # the ledger stops counting it (shared counters)
 
     async def discard(self, live: LiveSession, status: str, message: str) -> None:
         await self.ledger.discard(live, status, message)
-        await self.admission.report(live)
 
     # -- resume, cancel, list --------------------------------------------------------------
 
@@ -245,8 +243,6 @@ class SessionService:
         expired = [lv for lv in list(self.live.values()) if lv.session.expired(now) and lv.in_flight == 0]
         for live in expired:
             await self.ledger.remove(live)
-            if self.admission.counters is not None:
-                await self.admission.counters.forget(live.id, live.session.owner)
             self.reporter.forget(live.id)
             log.info("session %s: expired and swept", live.id, extra={"session_id": live.id})
         if self.ledger.shared:

@@ -23,6 +23,7 @@ import pytest
 from redis.asyncio import Redis
 
 from backend.app import create_app
+from backend.errors import SecurityRejected
 from backend.composition import Services
 from backend.settings import temp_settings
 from tests.conftest import Api
@@ -189,3 +190,14 @@ async def test_an_idle_session_leaves_a_replicas_memory_and_comes_back_from_the_
         assert (await a.chunk(sid, i, small_pdf[i * cs:(i + 1) * cs])).status_code == 200
     done = await _complete(b, sid)
     assert done["document"]["sha256"] == hashlib.sha256(small_pdf).hexdigest()
+
+
+async def test_an_owner_cap_place_is_given_back_when_the_scan_fails_the_upload(
+        tmp_path: Path, redis_url: str) -> None:
+    """A session the scan's verdict fails (the ledger fails it, not a request) stops
+    counting against its owner's cap at once, on every replica."""
+    async for a, b in _replicas(tmp_path, redis_url, 2, max_open_sessions_per_owner=1):
+        s = await a.initiate(4000)
+        live = a.svc.sessions.live[s["session_id"]]
+        await a.svc.sessions.ledger.fail(live, SecurityRejected("refused", findings=[]))
+        await b.initiate(4000)  # the place is free again
