@@ -168,6 +168,11 @@ class Server:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "backend", "--host", "127.0.0.1", "--port", str(port),
                  "--log-level", "warning"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # the importer beside it, as `make run` starts it: a sibling, so its CPU and memory
+        # are not the upload server's (the benchmark waits for each import to end)
+        with open(root / "importer.log", "wb") as log:
+            self.importer = subprocess.Popen([sys.executable, "-m", "backend.importer"], cwd=root, env=env,
+                                             stdout=log, stderr=subprocess.STDOUT)
         self.proc = psutil.Process(self.popen.pid)
 
     async def wait_ready(self, http: aiohttp.ClientSession, timeout: float = 30) -> None:
@@ -192,6 +197,7 @@ class Server:
 
     def stop(self) -> None:
         stop_process(self.popen)
+        stop_process(self.importer)
 
 
 def chunk_form(fields: dict[str, str], fd: int, offset: int, length: int) -> aiohttp.FormData:
