@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from backend.errors import StorageUnavailable
 from backend.services.appends import AppendService
 from backend.services.assembly import RESERVATION, AssemblyService
 from backend.services.backpressure import MemoryBudget
@@ -69,19 +70,49 @@ class Services:
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     import_worker: ImportWorker | None = None  # only with import_in_server (else its own process)
     coordination: Coordination | None = None  # the shared bus and limits (Redis or this process)
+    _setup: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)  # start-up steps not done yet
 
     async def start(self) -> None:
         if self.coordination is not None:
             await self.coordination.start()
-        await self.sessions.load()
-        await self.importer.start()
+        self._setup = [self.sessions.load, self.importer.start]
         if self.import_worker is not None:
-            await self.import_worker.start()
+            self._setup.append(self.import_worker.start)
         if not self.sessions.ledger.shared:  # shared: another replica may be completing it now
-            await self.completion.recover()
-        await self.sessions.sweep()
+            self._setup.append(self.completion.recover)
+        self._setup.append(self.sessions.sweep)
+        try:
+            await self._set_up_storage()
+        except StorageUnavailable as exc:
+            # Start anyway: /health answers, /ready says why not, a request that needs the
+            # store is 503 storage_unavailable with Retry-After; the set-up goes on when it is back.
+            log.warning("storage unreachable at start (%s): serving, the set-up is retried", exc.message)
+            self.tasks.append(asyncio.create_task(self._retry_set_up(), name="storage set-up"))
         self.tasks.append(asyncio.create_task(self._sweeper(), name="sweeper"))
         self.tasks.append(asyncio.create_task(self.memory.watch(), name="memory watch"))
+
+    async def _set_up_storage(self) -> None:
+        """The start-up steps that need the stores, each once, resumed where one failed."""
+        while self._setup:
+            await self._setup[0]()
+            self._setup.pop(0)
+
+    async def _retry_set_up(self) -> None:
+        wait = 1.0
+        while True:
+            await asyncio.sleep(wait)
+            try:
+                await self._set_up_storage()
+            except StorageUnavailable:
+                wait = min(wait * 2, 30.0)
+                continue
+            log.info("storage reachable: start-up set-up done")
+            return
+
+    @property
+    def storage_state(self) -> str:
+        """``ready`` once the start-up steps that need the stores are done, else ``starting``."""
+        return "starting" if self._setup else "ready"
 
     async def _sweeper(self) -> None:
         interval = self.settings.cleanup_interval_minutes * 60

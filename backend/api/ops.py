@@ -31,9 +31,10 @@ async def health() -> JSONResponse:
 @router.get("/ready", responses={503: {"description": "not ready: `not_ready` with the failing `checks`"}})
 async def ready(svc: Services = Depends(services)) -> JSONResponse:
     """Readiness: state, data and partial-file directories writable with enough free
-    space (`STREAMING_READY_MIN_FREE_MB`), and the document index loaded."""
+    space (`STREAMING_READY_MIN_FREE_MB`), the document index loaded, and the start-up
+    set-up that needs the stores (S3, Redis, PostgreSQL) done."""
     ok, checks = await asyncio.get_running_loop().run_in_executor(
-        svc.pool, readiness.check, svc.settings, lambda: svc.importer.index_state)
+        svc.pool, readiness.check, svc.settings, lambda: svc.importer.index_state, lambda: svc.storage_state)
     if not ok:
         failing = ", ".join(name for name, c in checks.items() if not c["ok"])
         return envelope(503, "not_ready", f"not ready: {failing}", checks=checks)

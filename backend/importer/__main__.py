@@ -17,6 +17,7 @@ import signal
 from backend.importer.worker import ImportWorker
 from backend.logs import configure_logging
 from backend.settings import Settings
+from backend.errors import StorageUnavailable
 from backend.storage.databases import describe, open_documents, open_import_queue
 from backend.storage.byte_stores import open_blob_store
 
@@ -33,7 +34,18 @@ async def serve(settings: Settings, workers: int | None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     try:
-        await worker.start()
+        wait = 1.0
+        while True:  # a database or store out of reach at start: wait for it, do not exit
+            try:
+                await worker.start()
+                break
+            except StorageUnavailable as exc:
+                log.warning("importer: %s; trying again in %g s", exc.message, wait)
+                try:
+                    await asyncio.wait_for(stopping.wait(), wait)
+                    return
+                except asyncio.TimeoutError:
+                    wait = min(wait * 2, 30.0)
         log.info("importer ready (%s)", describe(settings))
         await stopping.wait()
         log.info("importer stopping")

@@ -41,7 +41,7 @@ async def test_ready_when_dirs_are_writable_and_the_index_loaded(api: Api) -> No
     r = await api.http.get("/ready")
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["status"] == "ready" and set(body["checks"]) == {"state_dir", "data_dir", "upload_dir", "index"}
+    assert body["status"] == "ready" and set(body["checks"]) == {"state_dir", "data_dir", "upload_dir", "index", "storage"}
     assert all(c["ok"] for c in body["checks"].values())
     assert str(api.svc.settings.state_dir) not in r.text  # open to probes: no paths
 

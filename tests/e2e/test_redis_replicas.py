@@ -134,3 +134,32 @@ async def test_a_lost_redis_is_503_with_retry_after_then_recovers(make_server: C
             await asyncio.sleep(0.1)
         assert again.status == 201, again
     a.assert_no_tracebacks()
+
+
+async def test_a_server_started_while_redis_is_away_serves_503_then_sets_up(
+        make_server: Callable[..., ServerProcess], redis_url: str, redis_server: RedisServer) -> None:
+    """A replica (re)started during a Redis outage does not crash-loop: it listens,
+    /health is 200, /ready names the pending set-up, an upload is 503 with Retry-After;
+    once Redis is back the set-up finishes by itself and uploads go in."""
+    redis_server.stop()
+    try:
+        a = make_server(STREAMING_REDIS_URL=redis_url)
+        async with ApiClient(a.base_url) as api:
+            assert (await api.get("/health")).status == 200
+            ready = await api.get("/ready")
+            assert ready.status == 503 and ready.body["checks"]["storage"] == {"ok": False, "state": "starting"}
+            refused = await api.post_json(f"{PREFIX}/initiate", {"filename": "a.pdf", "file_size": 1000})
+            assert refused.status == 503 and refused.body["error"] == "storage_unavailable", refused
+            assert int(refused.headers["Retry-After"]) >= 1
+    finally:
+        redis_server.start()
+    async with ApiClient(a.base_url) as api:
+        for _ in range(100):  # the set-up retries with a backoff from 1 s
+            ready = await api.get("/ready")
+            if ready.status == 200:
+                break
+            await asyncio.sleep(0.2)
+        assert ready.status == 200, ready
+        session = await api.initiate("a.pdf", 1000)
+        assert session["session_id"]
+    a.assert_no_tracebacks()

@@ -10,12 +10,16 @@ layer. A connection is checked when taken from the pool, so a restarted server c
 one refusal at most, not one per pooled connection.
 
 Schema set-up is idempotent and serialized by an advisory lock: replicas starting at
-once do not race each other's ``CREATE ... IF NOT EXISTS``.
+once do not race each other's ``CREATE ... IF NOT EXISTS``. A database out of reach when
+the store is built does not stop the server: the pool keeps connecting in the
+background, requests are answered 503 meanwhile, and the first statement that reaches
+the database sets the schema up.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,20 +45,30 @@ class PostgresStore:
     def __init__(self, url: str, schema: str, *, max_size: int = 4, timeout: float = 5.0,
                  what: str = "the database") -> None:
         self._what = what
+        self._schema: str | None = schema  # None once set up
+        self._schema_lock = threading.Lock()
         self._pool: ConnectionPool[Connection] = ConnectionPool(
             url, min_size=1, max_size=max_size, timeout=timeout, open=False, name=what,
             kwargs={"row_factory": dict_row, "connect_timeout": max(1, int(timeout))},
             check=ConnectionPool.check_connection,
         )
-        with self._errors():
-            self._pool.open(wait=True, timeout=timeout)
+        self._pool.open(wait=False)  # connects in the background, and again after a failure
         try:
-            with self.tx() as db:
-                db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                db.execute(schema)
+            self._set_up()
+        except StorageUnavailable:
+            pass  # out of reach now: the first statement that reaches the database sets it up
         except BaseException:
             self._pool.close()
             raise
+
+    def _set_up(self) -> None:
+        with self._schema_lock:
+            if self._schema is None:
+                return
+            with self._errors(), self._pool.connection() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                conn.execute(self._schema)
+            self._schema = None
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -71,6 +85,8 @@ class PostgresStore:
     def tx(self) -> Iterator[Connection]:
         """A connection inside one transaction: committed when the block ends, rolled back
         if it raises. Driver errors of reach become domain errors (see the module doc)."""
+        if self._schema is not None:
+            self._set_up()
         with self._errors(), self._pool.connection() as conn, conn.transaction():
             yield conn
 
