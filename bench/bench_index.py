@@ -8,6 +8,9 @@
 Engines (each measured the same way, each level in fresh processes):
 
 - ``index``: the shipped :class:`DocumentIndex` (SQLite FTS5, ``<data_dir>/index.sqlite3``).
+- ``postgres``: the same DocumentIndex over PostgreSQL full-text search
+  (:class:`~backend.storage.postgres.text_index.PostgresTextIndex`, a GIN index), on a
+  server this script starts (Debian's ``postgresql``, as the tests do).
 - ``fts5``: bare SQLite FTS5 (external-content table, ``bm25()``), the candidate as such.
 - ``tantivy``: the ``tantivy`` package (en_stem, a commit per document), when importable.
 - ``bm25s``: the path before (a LlamaIndex docstore persisted whole, the ``bm25s``
@@ -118,6 +121,17 @@ class IndexEngine:
 
     def close(self) -> None:
         self.index.close()
+
+
+class PostgresEngine(IndexEngine):
+    """The shipped DocumentIndex over PostgreSQL full-text search (STREAMING_DATABASE_URL),
+    on the server that :func:`run` starts (its URL in ``BENCH_DATABASE_URL``)."""
+
+    def __init__(self, root: Path) -> None:
+        from backend.importer.index import DocumentIndex
+        from backend.storage.postgres.text_index import PostgresTextIndex
+
+        self.index = DocumentIndex(PostgresTextIndex(os.environ["BENCH_DATABASE_URL"]))
 
 
 class Fts5Engine:
@@ -306,8 +320,8 @@ class Bm25sEngine:
         pass
 
 
-ENGINES: dict[str, type] = {"index": IndexEngine, "fts5": Fts5Engine, "tantivy": TantivyEngine,
-                            "bm25s": Bm25sEngine}
+ENGINES: dict[str, type] = {"index": IndexEngine, "postgres": PostgresEngine, "fts5": Fts5Engine,
+                            "tantivy": TantivyEngine, "bm25s": Bm25sEngine}
 
 
 def rss_mib() -> float:
@@ -386,6 +400,19 @@ def measure(engine: str, root: Path, corpus_docs: int, docs: int, searches: int)
     }
 
 
+def _postgres() -> Any:
+    """A PostgreSQL of its own (initdb into a temp dir, as the tests start it) with its
+    default, durable settings; its URL goes to the worker processes in ``BENCH_DATABASE_URL``."""
+    from tests.realservers.postgres import pg_bin, start_postgres
+
+    bindir = pg_bin()
+    if bindir is None:
+        raise SystemExit("PostgreSQL is not installed: run `make postgres`")
+    server = start_postgres(bindir, durable=True)
+    os.environ["BENCH_DATABASE_URL"] = server.url()
+    return server
+
+
 def _worker(args: list[str], timeout: float) -> dict[str, Any]:
     try:
         out = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True,
@@ -417,6 +444,7 @@ def run(engines: list[str], levels: list[int], docs: int, searches: int, timeout
                 print("bm25s: not installed (the [bench] extra), skipped", flush=True)
                 continue
         root = Path(tempfile.mkdtemp(prefix=f"bench-index-{engine}-"))
+        server = _postgres() if engine == "postgres" else None
         rows: dict[str, Any] = {}
         have = 0
         for pages in levels:
@@ -436,6 +464,9 @@ def run(engines: list[str], levels: list[int], docs: int, searches: int, timeout
                 break
         results["engines"][engine] = rows
         shutil.rmtree(root, ignore_errors=True)
+        if server is not None:
+            server.stop()
+            shutil.rmtree(server.root, ignore_errors=True)
     return results
 
 
