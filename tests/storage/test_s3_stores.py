@@ -1,7 +1,8 @@
 """What the S3 stores promise beyond the contract suites, on a real SeaweedFS: parts of at
 least 5 MiB (the last may be smaller), small writes staged and folded, each byte of an
 in-order upload of 8 MiB chunks sent once, aborts, the orphan listing, ranged reads,
-another replica seeing the same upload, and 503-worthy errors when S3 is out of reach."""
+another replica seeing the same upload, 503-worthy errors when S3 is out of reach, and a
+process killed between any two S3 calls of a snapshot or a completion losing nothing."""
 
 from __future__ import annotations
 
@@ -142,7 +143,12 @@ async def test_a_part_sent_while_a_snapshot_completes_its_upload_is_staged(chunk
     await _write(chunks, uid, 0, data[:8 * MIB], read_back=False)
     writer = await chunks.open(uid, 8 * MIB, 8 * MIB, read_back=False)  # holds generation 1
     await chunks.read_into(uid, 0, bytearray(10))  # a snapshot: generation 2
-    await asyncio.to_thread(lambda: (writer.write(data[8 * MIB:16 * MIB]), writer.close()))
+
+    def send() -> None:
+        writer.write(data[8 * MIB:16 * MIB])
+        writer.close()
+
+    await asyncio.to_thread(send)
     await _write(chunks, uid, 16 * MIB, data[16 * MIB:], read_back=False)
     buf = bytearray(8 * MIB)
     assert await chunks.read_into(uid, 8 * MIB, buf) == 8 * MIB and buf == data[8 * MIB:16 * MIB]
@@ -245,3 +251,127 @@ def test_the_plan_folds_staged_runs_around_parts() -> None:
     with pytest.raises(ValueError):
         plan(resolve([staged(0, MIB)]), 2 * MIB, MIN_PART)  # a hole
     assert part_grid(1 << 30) == MIN_PART and part_grid(100 << 30) == 11 * MIB
+
+
+
+# -- a process killed between two S3 calls of a snapshot or a completion ------------------
+
+
+class Killed(BaseException):
+    """The process stopped here (not an Exception: nothing in the store may catch it)."""
+
+
+class CrashingBucket(S3Bucket):
+    """The real bucket, stopping like a killed process at the ``nth`` call of ``op`` whose
+    key contains ``key_has``: before the call is made, or just after it (``after``)."""
+
+    crash: tuple[str, int, bool, str] | None = None
+    seen: int = 0
+
+    def arm(self, op: str, nth: int = 1, after: bool = False, key_has: str = "") -> None:
+        self.crash, self.seen = (op, nth, after, key_has), 0
+
+    def call(self, op: str, **kwargs: Any) -> Any:
+        crash = self.crash
+        if crash is None or op != crash[0] or crash[3] not in str(kwargs.get("Key", "")):
+            return super().call(op, **kwargs)
+        self.seen += 1
+        if self.seen != crash[1]:
+            return super().call(op, **kwargs)
+        self.crash = None
+        if crash[2]:
+            super().call(op, **kwargs)
+        raise Killed(f"{op} #{crash[1]}{' (made)' if crash[2] else ''}")
+
+
+def _fresh(seaweed_server: SeaweedServer, bucket: str, tmp_path: Path) -> S3ChunkStore:
+    """Another process (or replica) over the same bucket."""
+    s = seaweed_server
+    return S3ChunkStore(S3Bucket(make_client(s.endpoint_url, s.access_key, s.secret_key, s.region), bucket,
+                                 prefix="t/"), tmp_dir=tmp_path / "fresh")
+
+
+async def _adopted_and_clean(store: S3ChunkStore, uid: str, data: bytes) -> None:
+    """Byte-exact through materialize, adopted, and nothing left of the upload."""
+    assert await _materialized(store, uid) == data
+    blobs = S3BlobStore(store.s3)
+    sha = hashlib.sha256(data).hexdigest()
+    await blobs.adopt(store, uid, sha)
+    assert b"".join([p async for p in blobs.read(sha)]) == data
+    assert _in_progress(store.s3) == []
+    assert [k for k, _ in store.s3.list_keys("t/") if k != blobs.key(sha)] == []
+
+
+# (op, nth, after, key_has): each window between two S3 calls of a snapshot
+SNAPSHOT_WINDOWS = {
+    "new upload created, record not switched": ("create_multipart_upload", 1, True, ""),
+    "record switched, part list not saved": ("put_object", 1, True, "/meta/"),
+    "part list saved, previous upload not completed": ("put_object", 1, True, "snapshot.g"),
+    "previous upload completed, no view noted": ("complete_multipart_upload", 1, True, ""),
+    "one view of two noted": ("put_object", 2, False, ".v1."),
+    "views noted, stale part markers kept": ("delete_objects", 1, False, ""),
+    "stale markers dropped, record not cleared": ("put_object", 2, False, "/meta/"),
+    "record cleared, part list kept": ("delete_objects", 2, False, ""),
+}
+
+
+@pytest.mark.parametrize("window", list(SNAPSHOT_WINDOWS))
+async def test_a_snapshot_killed_anywhere_is_finished_by_the_next_reader(
+        window: str, seaweed_server: SeaweedServer, s3_bucket: str, tmp_path: Path) -> None:
+    s = seaweed_server
+    crashing = CrashingBucket(make_client(s.endpoint_url, s.access_key, s.secret_key, s.region), s3_bucket,
+                              prefix="t/")
+    store = S3ChunkStore(crashing, tmp_dir=tmp_path)
+    data = os.urandom(34 * MIB)
+    uid = str(uuid.uuid4())
+    await store.create(uid, len(data))
+    await _write(store, uid, 0, data[:16 * MIB], read_back=False)  # two parts of generation 1
+    await _write(store, uid, 24 * MIB, data[24 * MIB:])  # staged; a hole at 16 MiB
+    crashing.arm(*SNAPSHOT_WINDOWS[window][:3], key_has=SNAPSHOT_WINDOWS[window][3])
+    with pytest.raises(Killed):
+        await store.read_into(uid, 0, bytearray(10))
+    other = _fresh(s, s3_bucket, tmp_path)
+    buf = bytearray(16 * MIB)
+    assert await other.read_into(uid, 0, buf) == 16 * MIB and buf == data[:16 * MIB]
+    await _write(other, uid, 16 * MIB, data[16 * MIB:24 * MIB], read_back=False)
+    buf = bytearray(len(data))
+    assert await other.read_into(uid, 0, buf) == len(data) and buf == data  # a second snapshot
+    await _adopted_and_clean(other, uid, data)
+
+
+# each window between two S3 calls of a completion (after a snapshot: views are copied back)
+COMPLETE_WINDOWS = {
+    "no snapshot before; marked done, nothing removed": ("put_object", 1, True, "/meta/"),
+    "some parts copied": ("upload_part_copy", 2, True, ""),
+    "a part composed": ("upload_part", 1, True, ""),
+    "completed, record not marked done": ("complete_multipart_upload", 1, True, ""),
+    "marked done, pieces and older objects kept": ("delete_objects", 1, False, ""),
+}
+
+
+@pytest.mark.parametrize("window", list(COMPLETE_WINDOWS))
+@pytest.mark.parametrize("then", ["materialize", "read"])
+async def test_a_completion_killed_anywhere_is_finished_or_redone(
+        window: str, then: str, seaweed_server: SeaweedServer, s3_bucket: str, tmp_path: Path) -> None:
+    s = seaweed_server
+    crashing = CrashingBucket(make_client(s.endpoint_url, s.access_key, s.secret_key, s.region), s3_bucket,
+                              prefix="t/")
+    store = S3ChunkStore(crashing, tmp_dir=tmp_path)
+    data = os.urandom(30 * MIB + 5)
+    uid = str(uuid.uuid4())
+    await store.create(uid, len(data))
+    await _write(store, uid, 0, data[:8 * MIB], read_back=False)
+    if not window.startswith("no snapshot"):
+        assert await store.read_into(uid, 0, bytearray(10)) == 10  # a snapshot: generation 2
+    await _write(store, uid, 8 * MIB, data[8 * MIB:16 * MIB], read_back=False)  # a part
+    await _write(store, uid, 16 * MIB, data[16 * MIB:24 * MIB])  # staged, copied
+    for offset in range(24 * MIB, len(data), 2 * MIB):  # staged, composed
+        await _write(store, uid, offset, data[offset:offset + 2 * MIB])
+    crashing.arm(*COMPLETE_WINDOWS[window][:3], key_has=COMPLETE_WINDOWS[window][3])
+    with pytest.raises(Killed):
+        await store.complete(uid)
+    other = _fresh(s, s3_bucket, tmp_path)
+    if then == "read":  # a rebuild's read-back before the retried /complete
+        buf = bytearray(len(data))
+        assert await other.read_into(uid, 0, buf) == len(data) and buf == data
+    await _adopted_and_clean(other, uid, data)

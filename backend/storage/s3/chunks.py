@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from backend.storage.s3.bucket import S3Bucket
-from backend.storage.s3.folding import complete, snapshot
+from backend.storage.s3.folding import complete, settle, snapshot
 from backend.storage.s3.layout import Piece, part_grid, part_number, piece_name, readable_end, resolve
 from backend.storage.s3.writer import Meta, S3ChunkWriter
 
@@ -169,14 +169,26 @@ class S3ChunkStore:
         return self._pieces_prefix(upload_id) + piece.name, piece.start
 
     def _read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:
+        try:
+            return self._read_what_is_there(upload_id, offset, buf)
+        except FileNotFoundError:  # deleted meanwhile (a snapshot finds the upload gone)
+            return 0
+
+    def _read_done(self, upload_id: str, meta: Meta, offset: int, buf: bytearray, at: int) -> int:
+        """Bytes of the completed object from ``offset`` into ``buf[at:]``."""
+        size = min(len(buf) - at, max(0, meta.size - offset))
+        data = self.s3.get_range(self.upload_key(upload_id, meta.generation), offset, offset + size)
+        buf[at:at + len(data)] = data
+        return len(data)
+
+    def _read_what_is_there(self, upload_id: str, offset: int, buf: bytearray) -> int:
         meta = self.meta(upload_id)
         if meta is None:
             return 0
+        if meta.unfinished and not meta.done:  # a snapshot stopped half-way: finish it first
+            meta = settle(self, upload_id, meta)
         if meta.done:  # completed: the object is readable
-            size = min(len(buf), max(0, meta.size - offset))
-            data = self.s3.get_range(self.upload_key(upload_id, meta.generation), offset, offset + size)
-            buf[:len(data)] = data
-            return len(data)
+            return self._read_done(upload_id, meta, offset, buf, 0)
         got, snapped = 0, False
         while got < len(buf):
             segments = resolve(self.pieces(upload_id), meta.generation)
@@ -194,6 +206,8 @@ class S3ChunkStore:
             if at is None or at.piece.staged or snapped:
                 break
             meta, snapped = snapshot(self, upload_id), True  # a part: make it readable
+            if meta.done:  # a complete had stopped after completing: the object holds it all
+                return got + self._read_done(upload_id, meta, offset + got, buf, got)
         return got
 
     async def read_into(self, upload_id: str, offset: int, buf: bytearray) -> int:
@@ -220,6 +234,8 @@ class S3ChunkStore:
         source = self.meta(source_id)
         if source is None:
             raise FileNotFoundError(f"upload {source_id} is not in the store")
+        if source.unfinished and not source.done:
+            source = settle(self, source_id, source)
         if not source.done and any(not p.staged for p in self.pieces(source_id)):
             complete(self, source_id)
             source = self.meta(source_id)

@@ -82,10 +82,13 @@ class Piece:
 
 
 def piece_name(start: int, end: int, part: int | None = None, etag: str | None = None,
-               generation: int | None = None, *, offset: int | None = None, stamp: int | None = None) -> str:
+               generation: int | None = None, *, offset: int | None = None, stamp: int | None = None,
+               tag: str | None = None) -> str:
     """A staged piece's name; a part marker's with ``part``, ``etag`` and ``generation``;
-    a view's with ``generation`` and ``offset`` (``stamp``: the piece it stands for)."""
-    base = f"{start:015d}-{end:015d}-{stamp or time.time_ns():020d}-{os.urandom(4).hex()}"
+    a view's with ``generation`` and ``offset`` (``stamp``: the piece it stands for;
+    ``tag``: 8 hex digits instead of random ones, so that a view written again has the
+    same key)."""
+    base = f"{start:015d}-{end:015d}-{stamp or time.time_ns():020d}-{tag or os.urandom(4).hex()}"
     if offset is not None:
         return f"{base}.v{generation}.{offset:015d}"
     if part is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from backend.storage.s3.layout import MIB
@@ -27,6 +27,9 @@ class Meta:
     grid: int
     done: bool = False
     generation: int = 1  # which multipart upload is in progress (see snapshot)
+    # generation -> S3 upload id of each multipart upload a snapshot went on from but has
+    # not finished with yet (completed, views noted): what a later call finishes
+    unfinished: dict[str, str] = field(default_factory=dict)
 
     def dump(self) -> bytes:
         return json.dumps(self.__dict__).encode()
