@@ -118,6 +118,10 @@ _MAX_WORDS = 64  # a query's distinct words considered (a pasted page is not a q
 _COMMON = 0.5  # share of nodes above which a word only ranks when nothing rarer is asked
 _WINDOW = 1_000  # nodes ranked when every word of a query is common
 _VECTOR_BATCH = 4096
+# A generation's partitions are new and empty, and autovacuum analyzes them a while after
+# they fill: until then the planner's guesses make these statements look costly enough
+# for JIT, whose compilation (~25 ms) would outweigh the statement itself
+_NO_JIT = "SET LOCAL jit = off"
 _GENERATION_NODES = 10_000  # nodes written into a generation before the next one begins
 
 _INSERT = f"""
@@ -169,7 +173,8 @@ scored AS (
     JOIN q ON q.lexeme = u.lexeme
     GROUP BY c.gen, c.id ORDER BY score DESC, c.id LIMIT %(top_k)s)
 SELECT n.node_id, n.sha256, n.page, n.text, n.metadata, s.score
-FROM scored s JOIN index_nodes n ON n.gen = s.gen AND n.id = s.id ORDER BY s.score DESC, n.id
+FROM scored s CROSS JOIN LATERAL (SELECT * FROM index_nodes n WHERE n.gen = s.gen AND n.id = s.id LIMIT 1) n
+ORDER BY s.score DESC, n.id
 """
 
 
@@ -186,6 +191,7 @@ class PostgresTextIndex(PostgresStore):
         if len(set(params["ids"])) != len(nodes):
             raise ValueError(f"node ids repeat within the nodes of {sha256}")
         with self.tx() as db:
+            db.execute(_NO_JIT)
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
             _drop(db, sha256)
             if nodes:
@@ -196,6 +202,7 @@ class PostgresTextIndex(PostgresStore):
 
     def delete(self, sha256: str) -> int:
         with self.tx() as db:
+            db.execute(_NO_JIT)
             db.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
             return _drop(db, sha256)
 
@@ -235,7 +242,8 @@ class PostgresTextIndex(PostgresStore):
         if not words or not shas or top_k <= 0:
             return []
         with self.tx() as db:
-            db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot for both
+            # one snapshot for every statement; no JIT (see _NO_JIT)
+            db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY; " + _NO_JIT)
             stats = db.execute("SELECT n, total_len FROM index_stats").fetchone()
             total, length = (int(stats["n"]), int(stats["total_len"])) if stats else (0, 0)
             lexemes: dict[int, dict[str, int]] = {}
