@@ -17,9 +17,10 @@ Both survive a process killed between any two S3 calls: the next call that reads
 record (a read, a snapshot, a completion, on any replica) finishes or redoes the work.
 A snapshot names the multipart upload it goes on from in the record (``unfinished``)
 before it completes it, and saves the part list it completes it with
-(``pieces/<id>/snapshot.g<n>.json``) before that, so that the views noted later match
-the object whatever was written since; the entry is cleared once the views are noted
-and the stale part markers gone (:func:`settle`). A completion that stopped after
+(``pieces/<id>/snapshot.g<n>.json``, first writer wins, kept until the upload is
+completed) before that, so that the views noted later match the object whatever was
+written since; the entry is cleared once the views are noted and the stale part markers
+gone (:func:`settle`). A completion that stopped after
 CompleteMultipartUpload is recognised by the object being there while the record still
 names that multipart upload (:func:`_completed`); before it, the parts are made again.
 """
@@ -31,6 +32,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from backend.errors import StorageUnavailable
 from backend.storage.s3.layout import PlannedPart, Segment, part_number, piece_name, plan, resolve
 from backend.storage.s3.writer import Meta
 
@@ -100,29 +102,59 @@ def _snapshot_parts(store: S3ChunkStore, upload_id: str, generation: int) -> lis
     """The parts ``generation``'s object is (or will be) completed with, in order: the
     list saved by the first try, else made from a listing (taken after the switch, see
     :func:`snapshot`) and saved before the completion, so that a later try notes the
-    views of the object as it was completed, whatever was written since."""
+    views of the object as it was completed, whatever was written since. The first list
+    saved wins (a conditional PUT) and stays, so that replicas finishing the same
+    snapshot at once, or one after the other, complete and note the same parts."""
+    from botocore.exceptions import ClientError  # boto3 is imported by the S3 stores only
+
     key = _plan_key(store, upload_id, generation)
-    try:
-        body = store.s3.call("get_object", Key=key)["Body"]
-    except FileNotFoundError:
-        pass
-    else:
-        try:
-            saved: list[dict[str, Any]] = json.loads(body.read())
-            return saved
-        finally:
-            body.close()
+    saved = _saved_parts(store, key)
+    if saved is not None:
+        return saved
     parts = [{"part": seg.piece.part, "etag": seg.piece.etag, "start": seg.start, "end": seg.end,
               "stamp": seg.piece.stamp}
              for seg in resolve(store.pieces(upload_id), generation) if not seg.piece.staged]
-    store.s3.call("put_object", Key=key, Body=json.dumps(parts).encode(), ContentType="application/json")
+    body = json.dumps(parts).encode()
+    try:
+        store.s3.call("put_object", Key=key, Body=body, ContentType="application/json", IfNoneMatch="*")
+    except StorageUnavailable as exc:  # a store without conditional writes: the last list wins
+        if not _code_is(exc.__cause__, "NotImplemented"):
+            raise
+        store.s3.call("put_object", Key=key, Body=body, ContentType="application/json")
+    except ClientError as exc:  # another try saved its list first: that one is used
+        if not _code_is(exc, "PreconditionFailed", "ConditionalRequestConflict"):
+            raise
+        saved = _saved_parts(store, key)
+        if saved is None:
+            raise
+        return saved
     return parts
+
+
+def _saved_parts(store: S3ChunkStore, key: str) -> list[dict[str, Any]] | None:
+    try:
+        body = store.s3.call("get_object", Key=key)["Body"]
+    except FileNotFoundError:
+        return None
+    try:
+        saved: list[dict[str, Any]] = json.loads(body.read())
+        return saved
+    finally:
+        body.close()
+
+
+def _code_is(exc: BaseException | None, *codes: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    return isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code", "")) in codes
 
 
 def _finish(store: S3ChunkStore, upload_id: str, generation: int, previous: str) -> None:
     """Complete ``generation``'s multipart upload ``previous`` with its parts (unless its
     object is there already), note the views, drop the stale part markers, then the
-    record's ``unfinished`` entry, then the saved part list. Each step may be done again."""
+    record's ``unfinished`` entry. Each step may be done again. The saved part list stays
+    until the upload is completed or deleted: a replica that finishes the same snapshot
+    late reads it rather than saving its own, whose views would not match the object."""
     current = store.meta(upload_id)
     if current is None or current.unfinished.get(str(generation)) != previous:
         return  # finished meanwhile (another replica), or the upload was deleted
@@ -151,7 +183,6 @@ def _finish(store: S3ChunkStore, upload_id: str, generation: int, previous: str)
     if current is not None and str(generation) in current.unfinished:
         del current.unfinished[str(generation)]
         store._save_meta(upload_id, current)
-    store.s3.delete_keys([_plan_key(store, upload_id, generation)])
 
 
 def _object_size(store: S3ChunkStore, key: str) -> int | None:
