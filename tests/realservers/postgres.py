@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from tests.realservers.procs import free_ports, missing, stop, wait_until
+from tests.realservers.procs import for_the_session, free_ports, stop, wait_until
 
 PG_USER = "postgres"  # the OS user the server runs as when the tests run as root
 _FAST = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
@@ -131,19 +130,9 @@ def _answers(server: PostgresServer) -> bool:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    bindir = pg_bin()
-    if bindir is None:
-        missing("PostgreSQL (Debian's postgresql)", "make postgres")
-    assert bindir is not None
-    begun = time.monotonic()
-    server = start_postgres(bindir)
-    print(f"\npostgres on 127.0.0.1:{server.port} ready in {time.monotonic() - begun:.2f} s "
-          f"(initdb included; {server.startup_seconds:.2f} s after the server started)")
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.root, ignore_errors=True)
+    yield from for_the_session(pg_bin(), "PostgreSQL (Debian's postgresql)", "make postgres", start_postgres,
+                               lambda s: f"postgres on 127.0.0.1:{s.port} (initdb included; "
+                                         f"{s.startup_seconds:.2f} s after the server started)")
 
 
 @pytest.fixture

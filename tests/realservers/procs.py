@@ -4,12 +4,14 @@ a stop that leaves no process behind, and the skip-or-fail rule for a missing se
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
@@ -81,3 +83,30 @@ def tail(log: Path, lines: int = 30) -> str:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+class _Server(Protocol):
+    root: Path
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Server)
+B = TypeVar("B")
+
+
+def for_the_session(found: B | None, what: str, how: str, start: Callable[[B], S], describe: Callable[[S], str]
+                    ) -> Iterator[S]:
+    """The body of a session fixture: skip or fail when ``found`` (the binary) is missing,
+    ``start`` the server, say how long it took, and at the end stop it and remove its dir."""
+    if found is None:
+        missing(what, how)
+    assert found is not None
+    begun = time.monotonic()
+    server = start(found)
+    print(f"\n{describe(server)}, ready in {time.monotonic() - begun:.2f} s")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)

