@@ -50,8 +50,9 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_report as report  # noqa: E402
 import peers  # noqa: E402
-from bench_upload import MIB, REPO, Source, floor_mib_s, machine_info, make_source, run_main  # noqa: E402
-from proctree import PeakSampler, cpu_delta  # noqa: E402
+from bench_upload import MIB, REPO, Source, machine_info, make_source, run_main  # noqa: E402
+from cpu_floor import GIB, floor_pass, pin_client, pinned  # noqa: E402
+from proctree import PeakSampler  # noqa: E402
 from targets import OURS_TUS, Ours, OursTus, PeerTarget, Target  # noqa: E402
 from tests.pdfgen import make_pdf  # noqa: E402  (bench_upload put the repo on the path)
 
@@ -60,6 +61,10 @@ OURS_ANY = ("ours", OURS_TUS, report.NOSCAN)
 #: Ours' cap on active uploads, by default; over tus, N partials and their final are N + 1.
 OURS_MAX_ACTIVE = 5
 NOSCAN = report.NOSCAN  # opt-in (--servers ours,ours-noscan,...): prices the streaming scan
+#: In the speed rounds ours' helper processes (the digest child, the inspection sandbox)
+#: stay up between rounds, as they do on a busy server: with the default 30 s they exit
+#: while the other cases run, and every timed upload would pay their start (~0.2-0.5 s).
+SPEED_ENV = {"STREAMING_CHILD_IDLE_SECONDS": "3600"}
 
 
 def write_floor_mib_s(src: Source, out: Path) -> float:
@@ -83,6 +88,8 @@ class Bench:
 
     def target(self, server: str, tag: str, max_mib: int, ours_env: dict[str, str] | None = None,
                parallel: int = 1) -> Target:
+        """A fresh server. Peers get N concurrent uploads instead of N partials and a
+        final concatenation with ``--peers-concurrent`` (issue 17's in-flight case)."""
         self.serial += 1
         where = self.root / f"{self.serial:02d}-{server}-{tag}"
         if server == "ours":
@@ -95,33 +102,34 @@ class Bench:
         if server == NOSCAN:  # ours with the streaming scan off: what the scan costs, side by side
             return Ours(where, max_mib, {**(ours_env or {}), "STREAMING_STREAM_SCAN": "false"}, name=NOSCAN)
         peer = next(p for p in peers.PEERS if p.name == server)
-        return PeerTarget(peer, self.args.scratch, where, max(max_mib, 1024) * MIB)
+        return PeerTarget(peer, self.args.scratch, where, max(max_mib, 1024) * MIB,
+                          concatenate=not self.args.peers_concurrent)
 
     async def timed(self, t: Target, run: Callable[[], Any]) -> tuple[dict[str, Any], Any]:
         """Time ``run`` against ``t``'s process tree: CPU, peak RSS, the client's CPU."""
         base_root, base_tree = t.tree.rss()
-        cpu0, client0 = t.tree.cpu_by_pid(), time.process_time()
+        cpu0, client0 = t.tree.cpu_total(), time.process_time()
         sampler = PeakSampler(t.tree)
         sampler.start()
         try:
             res, handle = await run()
         finally:
             peak_root, peak_tree = sampler.stop()
-        res.update(server_cpu_s=cpu_delta(cpu0, t.tree.cpu_by_pid()), client_cpu_s=time.process_time() - client0,
+        res.update(server_cpu_s=t.tree.cpu_total() - cpu0, client_cpu_s=time.process_time() - client0,
                    baseline_rss_mib=base_tree / MIB, peak_rss_mib=peak_tree / MIB,
                    baseline_rss_root_mib=base_root / MIB, peak_rss_root_mib=peak_root / MIB,
                    rss_samples=sampler.samples)
         return res, handle
 
     async def speed(self, src: Source, warm: Source, floor_runs: list[float],
-                    write_runs: list[float]) -> list[dict[str, Any]]:
+                    write_runs: list[float], floor_passes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         a = self.args
         keys = [(s, c, p) for c in a.chunks for p in a.parallel for s in a.servers]
         targets: dict[tuple[str, int, int], Target] = {}
         runs: dict[tuple[str, int, int], list[dict[str, Any]]] = {k: [] for k in keys}
         try:
             for s, c, p in keys:
-                t = targets[(s, c, p)] = self.target(s, f"{c}mib-x{p}", src.size // MIB + 1, parallel=p)
+                t = targets[(s, c, p)] = self.target(s, f"{c}mib-x{p}", src.size // MIB + 1, SPEED_ENV, parallel=p)
                 await t.start(self.http, warm)
                 t.prepare(src, c * MIB, p)
             print(f"{len(targets)} servers up; {a.runs} rounds of {len(keys)} timed uploads", flush=True)
@@ -133,15 +141,20 @@ class Bench:
                     s, c, p = key
                     t = targets[key]
                     os.sync()  # no earlier run's writeback competing for the 2 cores
-                    floor = floor_mib_s(src, self.root / "floor.out")
+                    fp = floor_pass(src.path, self.root / "floor.out")
+                    floor = fp["mib_s"]
                     floor_runs.append(floor)
+                    floor_passes.append(fp)
                     os.sync()
                     res, handle = await self.timed(t, lambda: t.timed(self.http, src, c * MIB, p))
                     await t.check(self.http, src, handle)
-                    res["floor_mib_s"] = floor
+                    res.update(floor_mib_s=floor, floor=fp, cpu_s_per_gib=res["server_cpu_s"] * GIB / src.size,
+                               cpu_floor_ratio=res["server_cpu_s"] / fp["cpu_s"])
                     runs[key].append(res)
                     print(f"  round {rnd + 1}: {report.shape_label(c, p)}, {s}: {res['mib_s']:.0f} MiB/s "
-                          f"(floor {floor:.0f}){report.where_time_went(res)}", flush=True)
+                          f"(floor {floor:.0f}), CPU {res['cpu_s_per_gib']:.2f} s/GiB = "
+                          f"{res['cpu_floor_ratio']:.2f}x the floor's {fp['cpu_s_per_gib']:.2f}"
+                          f"{report.where_time_went(res)}", flush=True)
         finally:
             for t in targets.values():
                 t.stop()
@@ -242,21 +255,26 @@ async def main_async(args: argparse.Namespace) -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-compare-", dir=args.tmpdir))
     floor_runs: list[float] = []
     write_runs: list[float] = []
-    result: dict[str, Any] = {"command": sys.argv, "peer_versions": versions}
+    floor_passes: list[dict[str, Any]] = []
+    result: dict[str, Any] = {"command": sys.argv, "peer_versions": versions, "client_cpu": pinned(),
+                              "peers_concurrent": args.peers_concurrent}
     try:
         info = machine_info(root)
         result["machine"] = info
         print(f"$ {' '.join(sys.argv)}\n" + "\n".join(f"- {k}: {v}" for k, v in info.items()), flush=True)
         print("- peers: " + ", ".join(f"{k} {v}" for k, v in versions.items()), flush=True)
+        print(f"- client pinned to CPU {pinned()}, servers on every CPU" if pinned() is not None
+              else "- client not pinned", flush=True)
         warm = make_source(root, 3 * MIB)
         conn = aiohttp.TCPConnector(limit=max(64, 4 * args.concurrent))
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(sock_read=600)) as http:
             bench = Bench(args, root, http)
             src = make_source(root, args.size_mib * MIB)
-            result["speed"] = await bench.speed(src, warm, floor_runs, write_runs)
+            result["speed"] = await bench.speed(src, warm, floor_runs, write_runs, floor_passes)
             src.path.unlink()
             result["floor"] = {**report.spread(floor_runs), "runs": floor_runs,
-                               "write_only": {**report.spread(write_runs), "runs": write_runs}}
+                               "write_only": {**report.spread(write_runs), "runs": write_runs},
+                               "cpu": report.floor_cpu(floor_passes), "passes": floor_passes}
             result["rss_growth"] = await bench.rss_growth(warm) if args.rss_mib else []
             result["concurrency"] = await bench.concurrency(warm) if args.concurrent > 0 else []
     finally:
@@ -264,6 +282,7 @@ async def main_async(args: argparse.Namespace) -> int:
     result["loadavg_at_end"] = os.getloadavg()
 
     print("\n" + report.speed_table(result["floor"], result["speed"]) + "\n")
+    print(report.cpu_table(result["floor"], result["speed"]) + "\n")
     if result["rss_growth"]:
         print(report.rss_table(result["rss_growth"]) + "\n")
         big = max((r for r in result["rss_growth"] if r["server"] == "ours"), key=lambda r: r["file_mib"], default=None)
@@ -276,7 +295,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"{args.concurrent} concurrent uploads of {args.concurrent_mib} MiB, ours with "
               f"STREAMING_MEMORY_LIMIT_MB={args.memory_limit_mb}:\n")
         print(report.concurrency_table(result["concurrency"]) + "\n")
-    checks = report.targets(result["floor"], result["speed"])
+    checks = report.targets(result["floor"], result["speed"]) + report.issue17_targets(result["speed"])
     for label, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {label}")
     result["targets"] = dict(checks)
@@ -308,7 +327,15 @@ def main() -> None:
     p.add_argument("--tmpdir", default=None, help="where the files go (default: the system temp dir)")
     p.add_argument("--quick", action="store_true", help="end to end on small files, 1 run (~1-2 min)")
     p.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    p.add_argument("--pin-client", type=int, default=None, metavar="CPU",
+                   help="pin the client (this process: its requests, floor passes, samplers) to one CPU, as "
+                        "taskset -c CPU would; every server is started on all CPUs")
+    p.add_argument("--peers-concurrent", action="store_true",
+                   help="peers get N concurrent uploads for N in flight, even where they offer concatenation "
+                        "(issue 17); ours-tus still sends N partials and a final concatenation")
     args = p.parse_args()
+    if args.pin_client is not None:
+        pin_client(args.pin_client)
     if unknown := set(args.servers) - set(SERVERS) - {NOSCAN}:
         p.error(f"unknown servers: {', '.join(sorted(unknown))}")
     if args.quick:

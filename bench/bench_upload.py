@@ -38,6 +38,7 @@ import psutil
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from cpu_floor import unpinned  # noqa: E402
 from tests.pdfgen import make_pdf  # noqa: E402
 
 MIB = 1 << 20
@@ -167,12 +168,13 @@ class Server:
         with open(self.log, "wb") as log:  # cwd=root: a developer's .env must not change the figures
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "backend", "--host", "127.0.0.1", "--port", str(port),
-                 "--log-level", "warning"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+                 "--log-level", "warning"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=unpinned)  # a pinned client's pinning is not the server's
         # the importer beside it, as `make run` starts it: a sibling, so its CPU and memory
         # are not the upload server's (the benchmark waits for each import to end)
         with open(root / "importer.log", "wb") as log:
             self.importer = subprocess.Popen([sys.executable, "-m", "backend.importer"], cwd=root, env=env,
-                                             stdout=log, stderr=subprocess.STDOUT)
+                                             stdout=log, stderr=subprocess.STDOUT, preexec_fn=unpinned)
         self.proc = psutil.Process(self.popen.pid)
 
     async def wait_ready(self, http: aiohttp.ClientSession, timeout: float = 30) -> None:

@@ -9,6 +9,11 @@ from typing import Any
 PEER_TARGETS = {8: 1.3, 2: 1.0}  # ours / the faster peer, by chunk size in MiB
 FLOOR_TARGET = 0.8  # ours / floor, 8 MiB chunks, sequential
 SCAN_TARGET = 0.10  # the streaming scan's cost: 1 - ours / ours with the scan off (issue 3)
+#: Issue 17, at 8 MiB: server tree CPU per byte <= 1.2x the floor's (write + 2x SHA-256 +
+#: our scan, one thread), for the chunk API and the tus path; ours-tus's throughput over
+#: the faster peer's, by requests in flight.
+CPU_FLOOR_TARGET = 1.2
+TUS_PEER_TARGETS = {1: 1.0, 4: 1.3}
 NOSCAN = "ours-noscan"
 OURS_TUS = "ours-tus"
 RATED = ("ours", OURS_TUS)  # the rows that get "ours / faster peer"; the targets are the chunk API's
@@ -47,7 +52,23 @@ def summarize(server: str, chunk_mib: int, parallel: int, runs: list[dict[str, A
             "client_cpu_s": statistics.median(r["client_cpu_s"] for r in runs),
             "baseline_rss_mib": min(r["baseline_rss_mib"] for r in runs),
             "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
-            "floor_ratio_paired": statistics.median(r["mib_s"] / r["floor_mib_s"] for r in runs)}
+            "floor_ratio_paired": statistics.median(r["mib_s"] / r["floor_mib_s"] for r in runs),
+            **({"cpu_s_per_gib": spread([r["cpu_s_per_gib"] for r in runs]),
+                "floor_cpu_s_per_gib": statistics.median(r["floor"]["cpu_s_per_gib"] for r in runs),
+                "cpu_floor_ratio": spread([r["cpu_floor_ratio"] for r in runs])}
+               if all("cpu_floor_ratio" in r for r in runs) else {})}
+
+
+def floor_cpu(passes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The floor passes' CPU per GiB (medians, min-max of the whole), by step."""
+    if not passes:
+        return {}
+    gib = [p["bytes"] / 2**30 for p in passes]
+    out: dict[str, Any] = {}
+    for key in ("cpu_s", "cpu_noscan_s", "io_cpu_s", "hash_cpu_s", "scan_cpu_s"):
+        out[key + "_per_gib"] = spread([p[key] / g for p, g in zip(passes, gib, strict=True)])
+    out["scan_mib_s"] = spread([p["scan_mib_s"] for p in passes])
+    return out
 
 
 def _mmm(s: dict[str, float]) -> str:
@@ -135,6 +156,50 @@ def concurrency_table(cases: list[dict[str, Any]]) -> str:
                     f"| {_rss(c)} | {c['retries']} | {budget} "
                     f"| {pressure} |")
     return "\n".join(rows)
+
+
+def _mmm2(s: dict[str, float]) -> str:
+    return f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
+
+
+def cpu_table(floor: dict[str, Any], cases: list[dict[str, Any]]) -> str:
+    """Server process-tree CPU seconds per GiB against the floor's, measured in the
+    pass right before each upload; "x floor" is the median of the per-round ratios."""
+    fc = floor.get("cpu") or {}
+    if not fc:
+        return ""
+    rows = ["| shape | server | server CPU s/GiB median (min-max) | x floor (paired median, min-max) |",
+            "|---|---|---|---|",
+            f"| floor | write + 2x SHA-256 + our scan, 1 thread | {_mmm2(fc['cpu_s_per_gib'])} | 1.00 |",
+            f"| floor | of which: read + write | {_mmm2(fc['io_cpu_s_per_gib'])} | |",
+            f"| floor | of which: 2x SHA-256 | {_mmm2(fc['hash_cpu_s_per_gib'])} | |",
+            f"| floor | of which: our scan | {_mmm2(fc['scan_cpu_s_per_gib'])} | |"]
+    for c in cases:
+        if "cpu_floor_ratio" not in c:
+            continue
+        bar = ""
+        if c["server"] in RATED and c["chunk_mib"] == 8:
+            bar = " (bar <= 1.2: " + ("met" if c["cpu_floor_ratio"]["median"] <= CPU_FLOOR_TARGET else "missed") + ")"
+        rows.append(f"| {c['shape']} | {LABELS.get(c['server'], c['server'])} | {_mmm2(c['cpu_s_per_gib'])} "
+                    f"| **{c['cpu_floor_ratio']['median']:.2f}** ({c['cpu_floor_ratio']['min']:.2f}-"
+                    f"{c['cpu_floor_ratio']['max']:.2f}){bar} |")
+    return "\n".join(rows)
+
+
+def issue17_targets(cases: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    """Issue 17's bars that this benchmark measures, each as (label, met)."""
+    checks: list[tuple[str, bool]] = []
+    for c in cases:
+        if c["server"] in RATED and c["chunk_mib"] == 8 and "cpu_floor_ratio" in c:
+            ratio = c["cpu_floor_ratio"]["median"]
+            checks.append((f"issue 17: {c['shape']}, {c['server']}: server CPU <= {CPU_FLOOR_TARGET}x the floor's "
+                           f"(2x SHA-256 + scan): {ratio:.2f}x", ratio <= CPU_FLOOR_TARGET))
+    for shape, r in peer_ratios(cases, OURS_TUS).items():
+        want = TUS_PEER_TARGETS.get(r["parallel"])
+        if r["chunk_mib"] == 8 and want is not None and r["ratio"] is not None:
+            checks.append((f"issue 17: {shape}: ours-tus >= {want}x the faster peer ({r['faster_peer']}): "
+                           f"{r['ratio']:.2f}x", r["ratio"] >= want))
+    return checks
 
 
 def targets(floor: dict[str, Any], cases: list[dict[str, Any]]) -> list[tuple[str, bool]]:

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from bench_upload import stop_process, wait_healthy
+from cpu_floor import unpinned
 from proctree import ProcTree
 
 APPS = Path(__file__).resolve().parent / "peer_apps"
@@ -128,7 +129,8 @@ class PeerServer:
             env, cwd = dict(os.environ), scratch / "node"
         env.pop("PYTHONPATH", None)
         with open(self.log, "wb") as log:
-            self.popen = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.popen = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          preexec_fn=unpinned)  # a pinned client's pinning is not the peer's
         self.tree = ProcTree(self.popen.pid)
 
     async def wait_ready(self, http: aiohttp.ClientSession, timeout: float = 30) -> None:

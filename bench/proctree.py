@@ -32,6 +32,20 @@ class ProcTree:
             out[p.pid] = t.user + t.system
         return out
 
+    def cpu_total(self) -> float:
+        """user + system seconds of every live member, each with its reaped children's
+        (``children_user``/``children_system``): a helper that ended meanwhile (a sandbox
+        child that retired, a digest child that exited) is counted once its parent waited
+        for it. Differences of two readings are the tree's CPU in between."""
+        total = 0.0
+        for p in self.members():
+            try:
+                t = p.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+        return total
+
     def rss(self) -> tuple[int, int]:
         """(resident bytes of the root, of the whole tree)."""
         root, total = 0, 0

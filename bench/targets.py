@@ -185,8 +185,9 @@ class PeerTarget(Target):
     """A peer over tus. ``Upload-Checksum`` and concatenation are used when its OPTIONS
     offers them (read at start); without concatenation, N in parallel is N uploads."""
 
-    def __init__(self, peer: Peer, scratch: Path, root: Path, max_size: int) -> None:
+    def __init__(self, peer: Peer, scratch: Path, root: Path, max_size: int, concatenate: bool = True) -> None:
         self.name = peer.name
+        self.concatenate = concatenate  # False: N in flight as N uploads even where concatenation is offered
         self.server = PeerServer(peer, scratch, root, max_size)
         self.url, self.tree = self.server.url, self.server.tree
         self.caps = tus_client.Capabilities(frozenset(), frozenset())
@@ -196,6 +197,8 @@ class PeerTarget(Target):
     async def start(self, http: aiohttp.ClientSession, warm: Source) -> None:
         await self.server.wait_ready(http)
         self.caps = await tus_client.capabilities(http, self.url + "/files/")
+        if not self.concatenate:
+            self.caps = tus_client.Capabilities(self.caps.extensions - {"concatenation"}, self.caps.checksum_algorithms)
         self.prepare(warm, 2 * MIB, 1)
         _, handle = await self.timed(http, warm, 2 * MIB, 1)
         await self.check(http, warm, handle)
@@ -206,7 +209,8 @@ class PeerTarget(Target):
         elif self.caps.concatenation:
             how = f"{parallel} partial uploads + final concatenation"
         else:
-            how = f"{parallel} concurrent uploads (no concatenation offered)"
+            how = f"{parallel} concurrent uploads " + ("(concatenation not used)" if not self.concatenate
+                                                       else "(no concatenation offered)")
         return how + ("; sha256 Upload-Checksum per PATCH" if self.caps.sha256_checksum
                       else "; no checksum (extension not offered)")
 

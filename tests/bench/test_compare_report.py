@@ -109,3 +109,30 @@ def test_the_scan_is_priced_against_ours_with_it_off_and_is_no_peer(report: Modu
     assert cost == pytest.approx(1 - 210 / 245)
     checks = dict(report.targets({"median": 500.0}, both))
     assert [met for label, met in checks.items() if "streaming scan" in label] == [False]  # 14% > 10%
+
+
+def cpu_run(mib_s: float, server_cpu: float, floor_cpu: float, size_gib: float = 0.25) -> dict[str, Any]:
+    """A run as bench_compare records it with a floor pass (issue 17): CPU per GiB and
+    the ratio to the floor pass right before it."""
+    floor = {"bytes": int(size_gib * 2**30), "cpu_s": floor_cpu, "cpu_noscan_s": floor_cpu * 0.7,
+             "io_cpu_s": floor_cpu * 0.2, "hash_cpu_s": floor_cpu * 0.5, "scan_cpu_s": floor_cpu * 0.3,
+             "scan_mib_s": 400.0, "cpu_s_per_gib": floor_cpu / size_gib}
+    return {**run(mib_s, cpu=server_cpu), "floor": floor, "cpu_s_per_gib": server_cpu / size_gib,
+            "cpu_floor_ratio": server_cpu / floor_cpu}
+
+
+def test_issue17_cpu_per_byte_and_tus_throughput_bars(report: ModuleType) -> None:
+    speed = [report.summarize("ours", 8, 1, [cpu_run(200, 0.5, 0.4), cpu_run(210, 0.44, 0.4), cpu_run(190, 0.6, 0.4)]),
+             report.summarize("ours-tus", 8, 1, [cpu_run(250, 0.8, 0.4)] * 3),
+             report.summarize("tuspy", 8, 1, [cpu_run(240, 0.3, 0.4)] * 3),
+             report.summarize("ours-tus", 8, 4, [cpu_run(300, 0.9, 0.4)] * 3),
+             report.summarize("tusnode", 8, 4, [cpu_run(250, 0.3, 0.4)] * 3)]
+    checks = dict(report.issue17_targets(speed))
+    assert list(checks.values()) == [False, False, False, True, False]  # 1.25x, 2x, 2.25x floor; 1.04x, 1.2x peer
+    assert "1.25x" in next(iter(checks))
+    floor = {"cpu": report.floor_cpu([r["floor"] for r in speed[0]["runs"]])}
+    assert floor["cpu"]["cpu_s_per_gib"]["median"] == pytest.approx(1.6)
+    table = report.cpu_table(floor, speed).splitlines()
+    assert len(table) == 2 + 4 + 5
+    ours = next(line for line in table if line.startswith("| 8 MiB chunks, sequential | ours (chunk"))
+    assert "| **1.25** (1.10-1.50) (bar <= 1.2: missed) |" in ours and "| 2.00 (1.76-2.40) |" in ours
