@@ -27,6 +27,12 @@ latency of ours on the large one, and N concurrent uploads of distinct files wit
 server's memory budget cut (STREAMING_MEMORY_LIMIT_MB=64): aggregate speed, every file
 byte-exact, peak RSS, and the backpressure counters of /memory-stats.
 
+Issue 17: ``--pin-client CPU`` pins the client to one CPU (servers run on all); the floor
+pass before each timed upload also feeds our streaming scanner and records its thread
+CPU (cpu_floor.py), and a table gives every server's process-tree CPU per GiB as a ratio
+to that pass's, paired per round; ``--peers-concurrent`` gives the peers N concurrent
+uploads for N in flight. The README's "Near the floor (issue 17)" has the command.
+
 Prints Markdown tables; every raw figure goes to JSON (bench/results/compare.json).
 """
 
