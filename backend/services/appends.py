@@ -78,7 +78,14 @@ class Checksum:
 
 @dataclass
 class _Cells:
-    """The worker thread's view of the chunks an append runs through."""
+    """The worker thread's view of the chunks an append runs through.
+
+    ``body`` hashes the whole body for its checksum. A SHA-256 checksum on a body that
+    starts at a chunk boundary rides the chunk's own hasher instead (``riding``): the
+    two are the same hash over the same bytes until that chunk ends, so a PATCH of one
+    chunk (tus clients send exactly that) is hashed once. Past the chunk's end the body
+    goes on with that hasher and the next chunk gets a new one.
+    """
 
     chunk_size: int
     file_size: int
@@ -86,19 +93,25 @@ class _Cells:
     filled: int
     hasher: Any
     body: Any
+    riding: bool = False
     done: dict[int, str] = field(default_factory=dict)
 
     def add(self, piece: memoryview) -> None:
-        if self.body is not None:
-            self.body.update(piece)
         while piece:
             size = min(self.chunk_size, self.file_size - self.index * self.chunk_size)
             part, piece = piece[:size - self.filled], piece[size - self.filled:]
             self.hasher.update(part)
+            if self.body is not None:
+                self.body.update(part)
             self.filled += len(part)
             if self.filled == size:
                 self.done[self.index] = self.hasher.hexdigest()
+                if self.riding:
+                    self.body, self.riding = self.hasher, False
                 self.index, self.filled, self.hasher = self.index + 1, 0, hashlib.sha256()
+
+    def body_digest(self) -> bytes:
+        return (self.hasher if self.riding else self.body).digest()
 
 
 class AppendService:
@@ -217,7 +230,7 @@ class AppendService:
         finally:
             await self.assembly.run(writer.close)
         received = written - offset
-        if checksum is not None and (cut is not None or cells.body.digest() != checksum.digest):
+        if checksum is not None and (cut is not None or cells.body_digest() != checksum.digest):
             if fork is not None:
                 self.prefix.discard(fork)
             if cut is not None:
@@ -247,8 +260,11 @@ class AppendService:
                 live.touch()
                 await self.sessions.save(live)
                 raise OffsetMismatch(f"the upload's bytes end at {s.offset}", offset=s.offset)
-        body = CHECKSUMS[checksum.algorithm]() if checksum is not None else None
-        return _Cells(s.chunk_size, s.file_size, index, filled, hasher, body)
+        if checksum is None:
+            return _Cells(s.chunk_size, s.file_size, index, filled, hasher, None)
+        if checksum.algorithm == "sha256" and filled == 0:
+            return _Cells(s.chunk_size, s.file_size, index, filled, hasher, None, riding=True)
+        return _Cells(s.chunk_size, s.file_size, index, filled, hasher, CHECKSUMS[checksum.algorithm]())
 
     async def _record(self, live: LiveSession, cells: _Cells, fork: int | None, start: int,
                       received: int) -> None:
