@@ -16,6 +16,7 @@ import uvicorn
 from backend.api.http_protocol import UploadHttpProtocol
 from backend.app import create_app
 from backend.logs import configure_logging
+from backend.services import heap
 from backend.services.auth import KeyConfigError, KeyRing, bind_refusal, is_loopback
 from backend.settings import Settings
 
@@ -53,6 +54,7 @@ def main() -> None:
     else:
         log.warning("no API keys and listening on %s: STREAMING_ALLOW_PUBLIC_WITHOUT_KEYS is set, so anyone "
                     "who reaches this address owns every upload", host)
+    heap.tune()  # body buffers reuse heap pages instead of faulting in fresh ones per read
     uvicorn.run(create_app(settings), host=host, port=port, log_level=args.log_level, log_config=None,
                 http=UploadHttpProtocol, ws="websockets-sansio", ws_max_size=WS_MAX_MESSAGE, lifespan="on",
                 access_log=False)

@@ -15,6 +15,7 @@ from backend.errors import StorageUnavailable
 from backend.services.appends import AppendService
 from backend.services.assembly import RESERVATION, AssemblyService
 from backend.services.backpressure import MemoryBudget
+from backend.services import heap
 from backend.services.completion import CompletionService
 from backend.services.documents import DocumentService
 from backend.services.importer.service import ImportService
@@ -181,7 +182,8 @@ def build_services(settings: Settings) -> Services:
     sessions = SessionService(settings, ledger, prefix, find_duplicate=documents.find_duplicate,
                               counters=shared_counters)
     memory = MemoryWatch(settings, reporter)
-    budget = MemoryBudget(settings.inflight_budget, settings.backpressure_wait_seconds, on_pressure=memory.pressure)
+    budget = MemoryBudget(settings.inflight_budget, settings.backpressure_wait_seconds, on_pressure=memory.pressure,
+                          on_rest=heap.trim)
     stats = StatsService(settings, sessions, chunks, budget, memory)
     max_streams = budget.limit // RESERVATION + 1
     stream_pool = ThreadPoolExecutor(max_workers=max_streams, thread_name_prefix="chunk")

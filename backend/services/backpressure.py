@@ -4,6 +4,9 @@ A chunk request reserves the most it can hold at once (two blocks: one filling f
 socket, one in a worker thread) before reading its body. Past the budget it waits a
 little for others to finish, then is refused with ``ServerBusy`` (503 + Retry-After),
 so memory is a budget, not a hope.
+
+``on_rest`` is called once no chunk byte has been held for ``REST_SECONDS`` (the
+uploads stopped): the server gives its idle heap back then (:mod:`backend.services.heap`).
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from contextlib import asynccontextmanager
 
 from backend.errors import ServerBusy
 
+REST_SECONDS = 2.0
+
 
 class MemoryBudget:
-    def __init__(self, limit: int, wait_seconds: float, on_pressure: Callable[[], None] | None = None) -> None:
+    def __init__(self, limit: int, wait_seconds: float, on_pressure: Callable[[], None] | None = None,
+                 on_rest: Callable[[], None] | None = None) -> None:
         self.limit = limit
         self.wait_seconds = wait_seconds
         self.in_use = 0
@@ -24,6 +30,8 @@ class MemoryBudget:
         self.waits = 0
         self.refusals = 0
         self.on_pressure = on_pressure
+        self.on_rest = on_rest
+        self._rest: asyncio.TimerHandle | None = None
         self._cond = asyncio.Condition()
 
     @property
@@ -56,3 +64,12 @@ class MemoryBudget:
             async with self._cond:
                 self.in_use -= nbytes
                 self._cond.notify_all()
+            if self.in_use == 0 and self.on_rest is not None:
+                if self._rest is not None:
+                    self._rest.cancel()
+                self._rest = asyncio.get_running_loop().call_later(REST_SECONDS, self._rested)
+
+    def _rested(self) -> None:
+        self._rest = None
+        if self.in_use == 0 and self.on_rest is not None:
+            self.on_rest()

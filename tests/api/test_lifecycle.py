@@ -314,3 +314,30 @@ async def test_crash_after_the_file_was_stored_is_finished_at_start_up(settings:
             doc = (await http.post(f"/api/documents/streaming/complete/{sid}")).json()["document"]
             assert doc["sha256"] == sha
             assert (await http.get(f"/api/documents/{doc['id']}/file")).content == small_pdf
+
+
+async def test_the_budget_calls_rest_once_no_chunk_byte_is_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The heap is given back when uploads stop, not between two chunks of one."""
+    from backend.services import backpressure
+    from backend.services.backpressure import MemoryBudget
+
+    monkeypatch.setattr(backpressure, "REST_SECONDS", 0.05)
+    rests: list[int] = []
+    budget = MemoryBudget(10, wait_seconds=1.0, on_rest=lambda: rests.append(budget.in_use))
+    for _ in range(3):  # chunks back to back: no rest between them
+        async with budget.reserve(4):
+            pass
+    async with budget.reserve(4):
+        await asyncio.sleep(0.1)  # held: the earlier rest timer finds bytes held and does nothing
+    assert rests == []
+    await asyncio.sleep(0.1)
+    assert rests == [0]
+
+
+def test_the_heap_settings_take_on_glibc() -> None:
+    from backend.services import heap
+
+    if heap._LIBC is None:
+        pytest.skip("not glibc")
+    assert heap.tune() is True
+    heap.trim()
