@@ -111,7 +111,8 @@ class _Cells:
                 self.index, self.filled, self.hasher = self.index + 1, 0, hashlib.sha256()
 
     def body_digest(self) -> bytes:
-        return (self.hasher if self.riding else self.body).digest()
+        digest: bytes = (self.hasher if self.riding else self.body).digest()
+        return digest
 
 
 class AppendService:
