@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Container
 from dataclasses import dataclass
 
-from backend.errors import FileTooLarge, InsufficientStorage, InvalidRequest
+from backend.errors import FileTooLarge, InsufficientStorage, InvalidRequest, StorageUnavailable
 from backend.services.appends import AppendService, Checksum
 from backend.services.assembly import AssemblyService, ChunkResult
 from backend.services.completion import Completed, CompletionService
 from backend.services.live import LiveSession
-from backend.services.models import CANCELLED, COMPLETED, UPLOADING
+from backend.services.models import CANCELLED, COMPLETED, UPLOADING, Session
 from backend.services.sessions import InitiateRequest, SessionService
 
 log = logging.getLogger(__name__)
@@ -130,22 +130,33 @@ class UploadService:
         for live in lives:
             await self.assembly.chunks.copy_from(final.id, offset, live.id, live.session.file_size)
             offset += live.session.file_size
+        copied_wrong = False
         try:
-            final.session.chunks.update(await self._chunk_digests(final))
+            known = _parts_digests(final.session, [lv.session for lv in lives])
+            final.session.chunks.update(known)
+            final.session.chunks.update(await self._chunk_digests(final, skip=known))
             final.touch()
             final.prefix = None  # the bytes decide: the rebuild hashes and scans them
-            await self.sessions.prefix.rebuild(final)
+            if await self.sessions.prefix.rebuild(final):  # a part's digest the copy does not match
+                copied_wrong = True
+                await self.sessions.discard(final, CANCELLED, "its bytes differ from its parts' (a storage fault)")
+                raise StorageUnavailable("the concatenated upload's bytes differ from its parts'; its parts are "
+                                          "kept, send the final creation again")
             await self.sessions.save(final)
         finally:
-            for live in lives:
-                await self.sessions.discard(live, CANCELLED, f"concatenated into upload {final.id}")
+            if not copied_wrong:
+                for live in lives:
+                    await self.sessions.discard(live, CANCELLED, f"concatenated into upload {final.id}")
         return final
 
-    async def _chunk_digests(self, live: LiveSession) -> dict[int, str]:
-        """Every chunk's SHA-256, read back from the store (hashed in a worker thread)."""
+    async def _chunk_digests(self, live: LiveSession, skip: Container[int] = ()) -> dict[int, str]:
+        """The SHA-256 of every chunk not in ``skip``, read back from the store (hashed in
+        a worker thread)."""
         s = live.session
         digests: dict[int, str] = {}
         for i in range(s.total_chunks):
+            if i in skip:
+                continue
             buf = bytearray(s.chunk_length(i))
             if await self.assembly.chunks.read_into(live.id, i * s.chunk_size, buf) != len(buf):
                 raise InsufficientStorage(f"the concatenated upload could not be read back at chunk {i}")
@@ -171,6 +182,22 @@ class UploadService:
         await self.sessions.fetch(owner, upload_id, allow_expired=True)
         await self.appends.locks.request_release(upload_id)
         await self.sessions.cancel(owner, upload_id, reason)
+
+
+def _parts_digests(final: Session, parts: list[Session]) -> dict[int, str]:
+    """The final upload's chunks that are a part's chunk byte for byte (the part starts
+    at a chunk boundary, with the same chunk size, and the chunk is whole in the final),
+    with the digest the part recorded when its bytes came in. The rebuild checks them
+    against the copied bytes like any recorded chunk."""
+    size, known, offset = final.chunk_size, {}, 0
+    for part in parts:
+        if offset % size == 0 and part.chunk_size == size:
+            last_part = offset + part.file_size == final.file_size
+            for j, digest in part.chunks.items():
+                if part.chunk_length(j) == size or last_part:
+                    known[offset // size + j] = digest
+        offset += part.file_size
+    return known
 
 
 def _sha256_hex(data: bytearray) -> str:

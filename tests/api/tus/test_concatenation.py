@@ -7,6 +7,8 @@ import base64
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Api
 from tests.security_corpus import build_corpus
 
@@ -66,3 +68,49 @@ async def test_unfinished_partials_and_a_length_on_the_final_are_refused(api: Ap
     r = await api.http.post("/files/", headers={**H, "Upload-Concat": f"final;{done}", "Upload-Length": "100",
                                                 "Upload-Metadata": META})
     assert r.status_code == 400
+
+
+async def test_a_final_upload_takes_its_parts_chunk_digests_and_checks_them(api: Api, small_pdf: bytes,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts cut at chunk boundaries give the final upload their chunks' digests (only the
+    chunk that spans two parts is hashed back); the rebuild still checks every one against
+    the copied bytes, and a copy that went wrong is refused with the parts kept."""
+    from backend.services import uploads
+    from backend.services.models import MIN_CHUNK
+
+    chunk = MIN_CHUNK  # every part's and the final's: files under 10 MB
+    cuts = [0, 2 * chunk, 2 * chunk + 300_000, len(small_pdf)]
+    assert len(small_pdf) > cuts[2]
+    hashed: list[int] = []
+    real = uploads._sha256_hex
+
+    def counting(data: bytearray) -> str:
+        hashed.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(uploads, "_sha256_hex", counting)
+    urls = [await _partial(api, small_pdf[a:b]) for a, b in zip(cuts, cuts[1:])]
+    r = await api.http.post("/files/", headers={**H, "Upload-Concat": "final;" + " ".join(urls),
+                                                "Upload-Metadata": META})
+    assert r.status_code == 201, r.text
+    doc = (await api.http.get(f"/api/documents/{r.headers['upload-document-id']}")).json()
+    assert doc["sha256"] == hashlib.sha256(small_pdf).hexdigest()
+    total = -(-len(small_pdf) // chunk)
+    assert len(hashed) == total - 2  # chunks 0 and 1 came from the first part
+
+    urls = [await _partial(api, small_pdf[a:b]) for a, b in zip(cuts, cuts[1:])]
+    copy_from = api.svc.uploads.assembly.chunks.copy_from
+
+    async def wrong_copy(upload_id: str, offset: int, source_id: str, length: int) -> None:
+        await copy_from(upload_id, offset, source_id, length)
+        if offset == 0:
+            with open(api.svc.uploads.assembly.chunks.local_path(upload_id), "r+b") as f:
+                f.seek(10)
+                f.write(b"#")
+
+    monkeypatch.setattr(api.svc.uploads.assembly.chunks, "copy_from", wrong_copy)
+    r = await api.http.post("/files/", headers={**H, "Upload-Concat": "final;" + " ".join(urls),
+                                                "Upload-Metadata": META})
+    assert r.status_code == 503 and r.json()["error"] == "storage_unavailable", r.text
+    for url in urls:  # the parts are kept
+        assert (await api.http.head(url, headers=H)).status_code == 200
