@@ -56,7 +56,8 @@ def server_scanner() -> PdfStreamScanner:
     per_stream = fields["scan_inflate_per_stream_mb"].default
     total = fields["scan_inflate_total_mb"].default
     return PdfStreamScanner(ScanLimits(max_inflate_per_stream=int(per_stream * MIB),
-                                       max_inflate_total=int(total * MIB)))
+                                       max_inflate_total=int(total * MIB),
+                                       count_names_in_stream_data=fields["scan_stream_data_names"].default))
 
 
 def floor_pass(src: Path, out: Path) -> dict[str, Any]:

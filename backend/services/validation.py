@@ -94,6 +94,7 @@ class ValidationService:
         self.scan_limits = ScanLimits(
             max_inflate_per_stream=int(settings.scan_inflate_per_stream_mb * MIB),
             max_inflate_total=int(settings.scan_inflate_total_mb * MIB),
+            count_names_in_stream_data=settings.scan_stream_data_names,
         )
         self.inspect_limits = InspectLimits(
             max_pages=settings.max_pages, max_objects=settings.max_objects,

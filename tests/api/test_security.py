@@ -20,10 +20,11 @@ CS = 2 * MIB
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """One session per sample, back to back: no rate limit here (tests/api/test_limits.py has it)."""
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """One session per sample, back to back: no rate limit here (tests/api/test_limits.py has it).
+    A test may add settings with ``parametrize("settings", [{...}], indirect=True)``."""
     return temp_settings(tmp_path / "srv", progress_interval_seconds=0, rate_limit_per_minute=0,
-                         ip_rate_limit_per_minute=0)
+                         ip_rate_limit_per_minute=0, **getattr(request, "param", {}))
 
 
 @pytest.fixture(scope="session")
@@ -132,11 +133,17 @@ async def test_flagged_document_keeps_its_findings(api: Api, corpus: dict[str, S
     assert stored["security"] == security
 
 
-async def test_clean_image_bytes_are_not_a_finding(api: Api, corpus: dict[str, Sample]) -> None:
+@pytest.mark.parametrize("settings", [{}, {"scan_stream_data_names": True}], indirect=True,
+                         ids=["default", "pdfid-counts"])
+async def test_clean_image_bytes_are_not_a_finding(api: Api, corpus: dict[str, Sample], settings: Settings) -> None:
     data = corpus["clean_image_name_bytes"].path.read_bytes()
     _, status, body = await _upload(api, data)
     assert status == 200 and body["document"]["security"]["verdict"] == "clean"
-    assert body["document"]["security"]["keywords"].get("/JavaScript", 0) >= 1  # counted, as pdfid does
+    counted = body["document"]["security"]["keywords"].get("/JavaScript", 0)
+    if settings.scan_stream_data_names:
+        assert counted >= 1  # counted, as pdfid does
+    else:
+        assert counted == 0  # by default names in image data are not even counted
     assert body["document"]["sha256"] == hashlib.sha256(data).hexdigest()
 
 

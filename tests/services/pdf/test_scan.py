@@ -414,6 +414,63 @@ def test_pdfid_parity_on_shared_corpus() -> None:
     assert seen == {k: v for k, v in PDFID_MISSES.items() if k.startswith("corpus/")}
 
 
+# -- names in stream data: counted for pdfid parity, never judged -------------------------
+
+NO_DATA_NAMES = ScanLimits(count_names_in_stream_data=False)
+
+
+def _same_judgement(data: bytes) -> tuple[PdfStreamScanner, PdfStreamScanner]:
+    """The scan with stream-data names counted (pdfid parity) and without (the server's
+    default): the same findings, every count without them at most the one with them."""
+    full, lean = scan(data), scan(data, limits=NO_DATA_NAMES)
+    assert [f.to_dict() for f in lean.findings] == [f.to_dict() for f in full.findings]
+    assert lean.inflated_keywords == full.inflated_keywords  # object streams: inflated and scanned all the same
+    assert all(lean.keywords.get(k, 0) <= v for k, v in full.keywords.items())
+    summary, reference = lean.summary(), full.summary()
+    assert {k: v for k, v in summary.items() if k != "keywords"} == {
+        k: v for k, v in reference.items() if k != "keywords"}  # the rest of the summary, the same
+    return full, lean
+
+
+def test_without_stream_data_names_the_generated_corpus_is_judged_the_same(corpus: dict[str, Sample]) -> None:
+    for s in corpus.values():
+        data = s.path.read_bytes()
+        _, lean = _same_judgement(data)
+        assert kinds(lean) == s.stream_kinds, s.name
+        odd = scan(data, pieces=[4096, 65_543, 7], limits=NO_DATA_NAMES)  # piece sizes change nothing
+        assert odd.keywords == lean.keywords and odd.findings == lean.findings, s.name
+
+
+@needs_shared_corpus
+def test_without_stream_data_names_the_shared_corpus_is_judged_the_same() -> None:
+    for path in SHARED:
+        _same_judgement(path.read_bytes())
+
+
+def test_without_stream_data_names_a_name_in_image_data_is_not_counted() -> None:
+    pixels = b"\x00\x01/JavaScript/JS/OpenAction\xff" * 100
+    data = mini_pdf(b"<< /Type /Catalog >>", b"<< /Type /XObject /Subtype /Image /Length %d >>\nstream\n%s\nendstream"
+                    % (len(pixels), pixels))
+    full, lean = _same_judgement(data)
+    assert full.keywords["/JavaScript"] == 100 and full.findings == []  # pdfid counts them; nothing judges them
+    assert lean.keywords["/JavaScript"] == 0 and lean.keywords["stream"] == 1 and lean.keywords["endstream"] == 1
+
+
+def test_the_server_counts_stream_data_names_only_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from backend.services.validation import ValidationService
+    from backend.settings import Settings
+
+    def limits() -> ScanLimits:
+        with ThreadPoolExecutor(1) as pool:
+            return ValidationService(Settings(), pool, reporter=None).scan_limits  # type: ignore[arg-type]
+
+    assert limits().count_names_in_stream_data is False
+    monkeypatch.setenv("STREAMING_SCAN_STREAM_DATA_NAMES", "true")
+    assert limits().count_names_in_stream_data is True
+
+
 # -- speed ------------------------------------------------------------------------------
 
 
