@@ -301,7 +301,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"{args.concurrent} concurrent uploads of {args.concurrent_mib} MiB, ours with "
               f"STREAMING_MEMORY_LIMIT_MB={args.memory_limit_mb}:\n")
         print(report.concurrency_table(result["concurrency"]) + "\n")
-    checks = report.targets(result["floor"], result["speed"]) + report.issue17_targets(result["speed"])
+    checks = report.targets(result["floor"], result["speed"]) + report.issue17_targets(result["floor"], result["speed"])
     for label, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {label}")
     result["targets"] = dict(checks)

@@ -162,38 +162,64 @@ def _mmm2(s: dict[str, float]) -> str:
     return f"{s['median']:.2f} ({s['min']:.2f}-{s['max']:.2f})"
 
 
+def steady_floor(floor: dict[str, Any]) -> float | None:
+    """The floor's CPU per GiB without its noise: the median SHA-256 and scan plus the
+    least read + write of the run. The floor pass's read + write is the noisy step on
+    these VMs (0.27-2.5 s/GiB in one run: page-cache reclaim is charged to whoever
+    allocates), so a pass that paid for it makes the paired ratio look better than it is."""
+    fc = floor.get("cpu") or {}
+    if not fc:
+        return None
+    return float(fc["hash_cpu_s_per_gib"]["median"] + fc["scan_cpu_s_per_gib"]["median"]
+                 + fc["io_cpu_s_per_gib"]["min"])
+
+
+def floor_ratio(c: dict[str, Any], steady: float | None) -> float:
+    """The ratio a bar is judged on: the paired median, or the ratio of the median to
+    the steady floor where that is higher (a noisy floor never passes a bar)."""
+    paired = float(c["cpu_floor_ratio"]["median"])
+    return max(paired, c["cpu_s_per_gib"]["median"] / steady) if steady else paired
+
+
 def cpu_table(floor: dict[str, Any], cases: list[dict[str, Any]]) -> str:
     """Server process-tree CPU seconds per GiB against the floor's, measured in the
-    pass right before each upload; "x floor" is the median of the per-round ratios."""
+    pass right before each upload; "x floor" is the median of the per-round ratios,
+    "x steady floor" the median against :func:`steady_floor`."""
     fc = floor.get("cpu") or {}
     if not fc:
         return ""
-    rows = ["| shape | server | server CPU s/GiB median (min-max) | x floor (paired median, min-max) |",
-            "|---|---|---|---|",
-            f"| floor | write + 2x SHA-256 + our scan, 1 thread | {_mmm2(fc['cpu_s_per_gib'])} | 1.00 |",
-            f"| floor | of which: read + write | {_mmm2(fc['io_cpu_s_per_gib'])} | |",
-            f"| floor | of which: 2x SHA-256 | {_mmm2(fc['hash_cpu_s_per_gib'])} | |",
-            f"| floor | of which: our scan | {_mmm2(fc['scan_cpu_s_per_gib'])} | |"]
+    steady = steady_floor(floor)
+    rows = ["| shape | server | server CPU s/GiB median (min-max) | x floor (paired median, min-max) "
+            "| x steady floor |",
+            "|---|---|---|---|---|",
+            f"| floor | write + 2x SHA-256 + our scan, 1 thread | {_mmm2(fc['cpu_s_per_gib'])} | 1.00 | |",
+            f"| floor | of which: read + write | {_mmm2(fc['io_cpu_s_per_gib'])} | | |",
+            f"| floor | of which: 2x SHA-256 | {_mmm2(fc['hash_cpu_s_per_gib'])} | | |",
+            f"| floor | of which: our scan | {_mmm2(fc['scan_cpu_s_per_gib'])} | | |",
+            f"| steady floor | median SHA-256 + median scan + least read + write | {steady:.2f} | | 1.00 |"]
     for c in cases:
         if "cpu_floor_ratio" not in c:
             continue
         bar = ""
         if c["server"] in RATED and c["chunk_mib"] == 8:
-            bar = " (bar <= 1.2: " + ("met" if c["cpu_floor_ratio"]["median"] <= CPU_FLOOR_TARGET else "missed") + ")"
+            bar = " (bar <= 1.2: " + ("met" if floor_ratio(c, steady) <= CPU_FLOOR_TARGET else "missed") + ")"
+        to_steady = f"{c['cpu_s_per_gib']['median'] / steady:.2f}" if steady else ""
         rows.append(f"| {c['shape']} | {LABELS.get(c['server'], c['server'])} | {_mmm2(c['cpu_s_per_gib'])} "
                     f"| **{c['cpu_floor_ratio']['median']:.2f}** ({c['cpu_floor_ratio']['min']:.2f}-"
-                    f"{c['cpu_floor_ratio']['max']:.2f}){bar} |")
+                    f"{c['cpu_floor_ratio']['max']:.2f}) | **{to_steady}**{bar} |")
     return "\n".join(rows)
 
 
-def issue17_targets(cases: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+def issue17_targets(floor: dict[str, Any], cases: list[dict[str, Any]]) -> list[tuple[str, bool]]:
     """Issue 17's bars that this benchmark measures, each as (label, met)."""
     checks: list[tuple[str, bool]] = []
+    steady = steady_floor(floor)
     for c in cases:
         if c["server"] in RATED and c["chunk_mib"] == 8 and "cpu_floor_ratio" in c:
-            ratio = c["cpu_floor_ratio"]["median"]
+            ratio = floor_ratio(c, steady)
             checks.append((f"issue 17: {c['shape']}, {c['server']}: server CPU <= {CPU_FLOOR_TARGET}x the floor's "
-                           f"(2x SHA-256 + scan): {ratio:.2f}x", ratio <= CPU_FLOOR_TARGET))
+                           f"(2x SHA-256 + scan; the paired or the steady ratio, the higher): {ratio:.2f}x",
+                           ratio <= CPU_FLOOR_TARGET))
     for shape, r in peer_ratios(cases, OURS_TUS).items():
         want = TUS_PEER_TARGETS.get(r["parallel"])
         if r["chunk_mib"] == 8 and want is not None and r["ratio"] is not None:
