@@ -56,7 +56,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare_report as report  # noqa: E402
 import peers  # noqa: E402
-from bench_upload import MIB, REPO, Source, machine_info, make_source, run_main  # noqa: E402
+from bench_upload import KEEPALIVE, MIB, REPO, Source, machine_info, make_source, run_main  # noqa: E402
 from cpu_floor import GIB, floor_pass, pin_client, pinned  # noqa: E402
 from proctree import PeakSampler  # noqa: E402
 from targets import OURS_TUS, Ours, OursTus, PeerTarget, Target  # noqa: E402
@@ -272,7 +272,7 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"- client pinned to CPU {pinned()}, servers on every CPU" if pinned() is not None
               else "- client not pinned", flush=True)
         warm = make_source(root, 3 * MIB)
-        conn = aiohttp.TCPConnector(limit=max(64, 4 * args.concurrent))
+        conn = aiohttp.TCPConnector(limit=max(64, 4 * args.concurrent), keepalive_timeout=KEEPALIVE)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(sock_read=600)) as http:
             bench = Bench(args, root, http)
             src = make_source(root, args.size_mib * MIB)

@@ -42,6 +42,10 @@ from cpu_floor import unpinned  # noqa: E402
 from tests.pdfgen import make_pdf  # noqa: E402
 
 MIB = 1 << 20
+#: The client lets an idle connection go after this long, before uvicorn's keep-alive timeout
+#: (5 s) closes it: reusing one the server is closing fails the request (seen once, when a
+#: server sat idle while the other servers started).
+KEEPALIVE = 2.0
 API = "/api/documents/streaming"
 FLOOR_TARGET, RSS_TARGET_MIB = 0.8, 48.0
 
@@ -293,7 +297,7 @@ async def run_case(root: Path, name: str, src: Source, warm: Source, chunk_mib: 
     chunk_size = chunk_mib * MIB
     checksums = chunk_checksums(src, chunk_size)
     server = Server(root / f"server-{chunk_mib}-{src.size}", src.size // MIB + 1)
-    conn = aiohttp.TCPConnector(limit=parallel + 1)
+    conn = aiohttp.TCPConnector(limit=parallel + 1, keepalive_timeout=KEEPALIVE)
     try:
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(sock_read=300)) as http:
             await server.wait_ready(http)

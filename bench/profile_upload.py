@@ -45,7 +45,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_upload import MIB, REPO, make_source, run_main  # noqa: E402
+from bench_upload import KEEPALIVE, MIB, REPO, make_source, run_main  # noqa: E402
 from cpu_floor import GIB, floor_pass, pin_client, pinned  # noqa: E402
 from targets import Ours, OursTus  # noqa: E402
 
@@ -215,7 +215,8 @@ async def profile(path_name: str, tool: str, args: argparse.Namespace, root: Pat
     floors: list[dict[str, Any]] = []
     uploads: list[dict[str, Any]] = []
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(sock_read=600)) as http:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE),
+                                         timeout=aiohttp.ClientTimeout(sock_read=600)) as http:
             await t.start(http, warm)
             t.prepare(src, 8 * MIB, 1)
             names = {p.pid: (p.cmdline()[2] if len(p.cmdline()) > 2 else p.name()) for p in t.tree.members()}

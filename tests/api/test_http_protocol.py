@@ -146,3 +146,34 @@ async def test_bodies_counted_by_the_protocol_keep_pipelined_requests_apart(cut:
         finally:
             writer.close()
     assert answers == [f"{len(b)} {hashlib.sha256(b).hexdigest()}".encode() for b in bodies]
+
+
+async def test_a_body_answered_before_it_was_read_leaves_the_connection_usable() -> None:
+    """The app answers without reading the body (a refusal): the rest of the body still
+    arrives and is counted off, and the next request on the connection is parsed whole."""
+
+    async def early(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await EchoDigest()(scope, receive, send)
+            return
+        if scope["path"] == "/early":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]})
+            await send({"type": "http.response.body", "body": b"early"})
+            return
+        await EchoDigest()(scope, receive, send)
+
+    body, after = os.urandom(3_000_000), os.urandom(70_000)
+    async with serving(early) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"POST /early HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n" % len(body))
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and await reader.readexactly(5) == b"early"
+            for i in range(0, len(body), 100_000):
+                writer.write(body[i:i + 100_000])
+                await writer.drain()
+            writer.write(_post(after))
+            await writer.drain()
+            assert await _answers(reader, 1) == [f"{len(after)} {hashlib.sha256(after).hexdigest()}".encode()]
+        finally:
+            writer.close()
