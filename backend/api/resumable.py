@@ -65,7 +65,8 @@ from backend.errors import (
     FileTooLarge, InvalidRequest, OffsetMismatch, RequestTooLarge, ServerBusy, UploadError,
 )
 from backend.logs import bind_session
-from backend.services.appends import BodyCut, Checksum, Stopped
+from backend.services.appends import BodyCut, Stopped
+from backend.services.cells import Checksum
 from backend.services.models import COMPLETED, FAILED
 from backend.services.sessions import InitiateRequest
 from backend.services.uploads import UploadInfo

@@ -40,7 +40,8 @@ from backend.api.body_timeout import idle_bounded
 from backend.api.deps import client_ip, owner, services
 from backend.errors import InvalidRequest, UploadError
 from backend.logs import bind_session
-from backend.services.appends import CHECKSUMS, BodyCut, Checksum, Stopped
+from backend.services.appends import BodyCut, Stopped
+from backend.services.cells import CHECKSUMS, Checksum
 from backend.composition import Services
 from backend.services.models import FAILED
 from backend.services.sessions import InitiateRequest

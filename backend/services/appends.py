@@ -36,8 +36,6 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 from backend.errors import (
     ChecksumMismatch, FileTooLarge, NotAPdf, OffsetMismatch, RequestTimeout, ServerBusy, SessionNotActive,
@@ -45,6 +43,7 @@ from backend.errors import (
 )
 from backend.services.assembly import BLOCK, HEADER_BYTES, RESERVATION, SLOTS, AssemblyService, head_of
 from backend.services.block_sink import BlockSink
+from backend.services.cells import Cells, Checksum
 from backend.services.live import LiveSession
 from backend.services.tasks import outlive
 from backend.storage.base import ChunkWriter
@@ -52,7 +51,6 @@ from backend.storage.locks import LocalLocker, UploadLocker, held
 
 log = logging.getLogger(__name__)
 
-CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
 TAKEOVER_WAIT = 10.0
 #: How long an append's lock lasts without renewal (renewed every 0.2 s while it runs): a
 #: replica that died holding it delays the next append by at most this.
@@ -66,53 +64,6 @@ class Stopped(Exception):
 class BodyCut(Exception):
     """The body ended before it was whole: the client went away. Routers raise it from
     the body iterator they hand in (the web framework's own error stays in ``api``)."""
-
-
-@dataclass(frozen=True)
-class Checksum:
-    """What the client says the body hashes to (``algorithm`` one of :data:`CHECKSUMS`)."""
-
-    algorithm: str
-    digest: bytes
-
-
-@dataclass
-class _Cells:
-    """The worker thread's view of the chunks an append runs through.
-
-    ``body`` hashes the whole body for its checksum. A SHA-256 checksum on a body that
-    starts at a chunk boundary rides the chunk's own hasher instead (``riding``): the
-    two are the same hash over the same bytes until that chunk ends, so a PATCH of one
-    chunk (tus clients send exactly that) is hashed once. Past the chunk's end the body
-    goes on with that hasher and the next chunk gets a new one.
-    """
-
-    chunk_size: int
-    file_size: int
-    index: int
-    filled: int
-    hasher: Any
-    body: Any
-    riding: bool = False
-    done: dict[int, str] = field(default_factory=dict)
-
-    def add(self, piece: memoryview) -> None:
-        while piece:
-            size = min(self.chunk_size, self.file_size - self.index * self.chunk_size)
-            part, piece = piece[:size - self.filled], piece[size - self.filled:]
-            self.hasher.update(part)
-            if self.body is not None:
-                self.body.update(part)
-            self.filled += len(part)
-            if self.filled == size:
-                self.done[self.index] = self.hasher.hexdigest()
-                if self.riding:
-                    self.body, self.riding = self.hasher, False
-                self.index, self.filled, self.hasher = self.index + 1, 0, hashlib.sha256()
-
-    def body_digest(self) -> bytes:
-        digest: bytes = (self.hasher if self.riding else self.body).digest()
-        return digest
 
 
 class AppendService:
@@ -245,7 +196,7 @@ class AppendService:
             raise cut
         return s.offset
 
-    async def _cells(self, live: LiveSession, checksum: Checksum | None) -> _Cells:
+    async def _cells(self, live: LiveSession, checksum: Checksum | None) -> Cells:
         """Where the append starts among the chunks; the tail's bytes already hashed."""
         s = live.session
         index = s.recorded_prefix // s.chunk_size
@@ -261,13 +212,9 @@ class AppendService:
                 live.touch()
                 await self.sessions.save(live)
                 raise OffsetMismatch(f"the upload's bytes end at {s.offset}", offset=s.offset)
-        if checksum is None:
-            return _Cells(s.chunk_size, s.file_size, index, filled, hasher, None)
-        if checksum.algorithm == "sha256" and filled == 0:
-            return _Cells(s.chunk_size, s.file_size, index, filled, hasher, None, riding=True)
-        return _Cells(s.chunk_size, s.file_size, index, filled, hasher, CHECKSUMS[checksum.algorithm]())
+        return Cells.starting(s.chunk_size, s.file_size, index, filled, hasher, checksum)
 
-    async def _record(self, live: LiveSession, cells: _Cells, fork: int | None, start: int,
+    async def _record(self, live: LiveSession, cells: Cells, fork: int | None, start: int,
                       received: int) -> None:
         s = live.session
         async with live.prefix_lock:

@@ -27,8 +27,9 @@ from collections.abc import AsyncIterator, Callable, Container
 from dataclasses import dataclass
 
 from backend.errors import FileTooLarge, InsufficientStorage, InvalidRequest, StorageUnavailable
-from backend.services.appends import AppendService, Checksum
+from backend.services.appends import AppendService
 from backend.services.assembly import AssemblyService, ChunkResult
+from backend.services.cells import Checksum
 from backend.services.completion import Completed, CompletionService
 from backend.services.live import LiveSession
 from backend.services.models import CANCELLED, COMPLETED, UPLOADING, Session

@@ -51,33 +51,3 @@ async def test_the_header_is_checked_on_the_first_block_only(api: Api, small_pdf
     offset = await svc.uploads.append("local", live.id, 0, pieces(small_pdf[:3_000_000], 600_000))
     assert offset == 3_000_000
 
-
-@pytest.mark.parametrize("algorithm", ["sha256", "sha1"])
-@pytest.mark.parametrize("start", [0, 3, 64, 100])
-@pytest.mark.parametrize("cut", [1, 7, 64, 1000])
-def test_the_body_checksum_and_chunk_hashes_agree_however_the_body_is_cut(algorithm: str, start: int,
-                                                                          cut: int) -> None:
-    """A SHA-256 body checksum rides the chunk hasher from a chunk boundary (one hash for
-    a one-chunk PATCH); whatever the start, length and piece size, the body's digest and
-    every chunk's are those of their bytes."""
-    import hashlib
-    import random
-
-    from backend.services.appends import CHECKSUMS, _Cells
-
-    chunk, size = 64, 300
-    data = random.Random(start * 1000 + cut).randbytes(size)
-    for end in (start + 1, (start // chunk + 1) * chunk, start + 64, start + 130, size):
-        end = min(end, size)
-        index, filled = divmod(start, chunk)
-        hasher = hashlib.sha256(data[index * chunk:start])
-        riding = algorithm == "sha256" and filled == 0
-        cells = _Cells(chunk, size, index, filled, hasher, None if riding else CHECKSUMS[algorithm](), riding=riding)
-        body = memoryview(data)[start:end]
-        for i in range(0, len(body), cut):
-            cells.add(body[i:i + cut])
-        assert cells.body_digest() == CHECKSUMS[algorithm](data[start:end]).digest()
-        whole = {i: hashlib.sha256(data[i * chunk:min(size, (i + 1) * chunk)]).hexdigest()
-                 for i in range(index, end // chunk + 1) if min(size, (i + 1) * chunk) <= end}
-        assert cells.done == whole
-        assert cells.filled == end - min(end, cells.index * chunk)
