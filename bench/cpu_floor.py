@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.services.pdf.scan import PdfStreamScanner
-from backend.services.pdf.streams import ScanLimits
+from backend.services.validation import scan_limits
 from backend.settings import Settings
 
 MIB, GIB = 1 << 20, 1 << 30
@@ -52,12 +52,7 @@ def unpinned() -> None:
 
 def server_scanner() -> PdfStreamScanner:
     """The streaming scanner as the server makes it by default (validation.scanner_factory)."""
-    fields = Settings.model_fields
-    per_stream = fields["scan_inflate_per_stream_mb"].default
-    total = fields["scan_inflate_total_mb"].default
-    return PdfStreamScanner(ScanLimits(max_inflate_per_stream=int(per_stream * MIB),
-                                       max_inflate_total=int(total * MIB),
-                                       count_names_in_stream_data=fields["scan_stream_data_names"].default))
+    return PdfStreamScanner(scan_limits(Settings.model_construct()))
 
 
 def floor_pass(src: Path, out: Path) -> dict[str, Any]:

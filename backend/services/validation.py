@@ -81,6 +81,16 @@ def _describe(findings: list[Finding], limit: int = 3) -> str:
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
+def scan_limits(settings: Settings) -> ScanLimits:
+    """The streaming scanner's limits as ``settings`` set them (the server's, and the
+    benchmark floor's, which must scan as the server does)."""
+    return ScanLimits(
+        max_inflate_per_stream=int(settings.scan_inflate_per_stream_mb * MIB),
+        max_inflate_total=int(settings.scan_inflate_total_mb * MIB),
+        count_names_in_stream_data=settings.scan_stream_data_names,
+    )
+
+
 class ValidationService:
     def __init__(self, settings: Settings, pool: Executor, reporter: ProgressReporter,
                  inspector: Inspector = inspect_pdf, on_reject: Rejecter | None = None) -> None:
@@ -91,11 +101,7 @@ class ValidationService:
         self.on_reject = on_reject
         self.policy = SecurityPolicy.from_lists(settings.security_reject_list, settings.security_flag_list)
         self.stream_scan = settings.stream_scan
-        self.scan_limits = ScanLimits(
-            max_inflate_per_stream=int(settings.scan_inflate_per_stream_mb * MIB),
-            max_inflate_total=int(settings.scan_inflate_total_mb * MIB),
-            count_names_in_stream_data=settings.scan_stream_data_names,
-        )
+        self.scan_limits = scan_limits(settings)
         self.inspect_limits = InspectLimits(
             max_pages=settings.max_pages, max_objects=settings.max_objects,
             max_stream_bytes=int(settings.max_stream_mb * MIB), max_ratio=settings.max_compression_ratio,
